@@ -1,0 +1,53 @@
+"""focalkit: classification losses for class imbalance and hard examples, on logits.
+
+Each loss comes as a function (``focalkit.sigmoid_focal_loss``) and an ``nn.Module``
+(``focalkit.SigmoidFocalLoss``), in a sigmoid (binary / multi-label) and a softmax (multi-class) form.
+"""
+
+from ._inputs import set_value_checks as set_value_checks
+from ._inputs import value_checks as value_checks
+from ._inputs import value_checks_enabled as value_checks_enabled
+from .cross_entropy import binary_cross_entropy as binary_cross_entropy
+from .cross_entropy import cross_entropy as cross_entropy
+from .focal import sigmoid_focal_loss as sigmoid_focal_loss
+from .focal import softmax_focal_loss as softmax_focal_loss
+from .ghm import ghmc_loss as ghmc_loss
+from .hard_truncation import sigmoid_hard_truncation_loss as sigmoid_hard_truncation_loss
+from .hard_truncation import softmax_hard_truncation_loss as softmax_hard_truncation_loss
+from .nn import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
+from .nn import CrossEntropyLoss as CrossEntropyLoss
+from .nn import GHMCLoss as GHMCLoss
+from .nn import SigmoidFocalLoss as SigmoidFocalLoss
+from .nn import SigmoidHardTruncationLoss as SigmoidHardTruncationLoss
+from .nn import SigmoidSoftTruncationLoss as SigmoidSoftTruncationLoss
+from .nn import SoftmaxFocalLoss as SoftmaxFocalLoss
+from .nn import SoftmaxHardTruncationLoss as SoftmaxHardTruncationLoss
+from .nn import SoftmaxSoftTruncationLoss as SoftmaxSoftTruncationLoss
+from .soft_truncation import sigmoid_soft_truncation_loss as sigmoid_soft_truncation_loss
+from .soft_truncation import softmax_soft_truncation_loss as softmax_soft_truncation_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BinaryCrossEntropyLoss",
+    "CrossEntropyLoss",
+    "GHMCLoss",
+    "SigmoidFocalLoss",
+    "SigmoidHardTruncationLoss",
+    "SigmoidSoftTruncationLoss",
+    "SoftmaxFocalLoss",
+    "SoftmaxHardTruncationLoss",
+    "SoftmaxSoftTruncationLoss",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "ghmc_loss",
+    "set_value_checks",
+    "sigmoid_focal_loss",
+    "sigmoid_hard_truncation_loss",
+    "sigmoid_soft_truncation_loss",
+    "softmax_focal_loss",
+    "softmax_hard_truncation_loss",
+    "softmax_soft_truncation_loss",
+    "value_checks",
+    "value_checks_enabled",
+]

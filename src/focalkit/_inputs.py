@@ -1,0 +1,504 @@
+"""The one place that inspects inputs, raises on them, and reduces per-element losses.
+
+Every public loss goes through here: options are checked (no device work), tensors are checked
+for shape and dtype (no device work), and, unless switched off, for their values (ranges,
+NaN/Inf), which needs a device-to-host synchronisation. Switch the value checks off globally
+with :func:`set_value_checks`, for a block with :func:`value_checks`, or for the whole process
+with the environment variable ``FOCALKIT_CHECKS=0``. Under ``torch.compile`` they are skipped.
+
+Errors read ``<function>: <what was expected>; got <what came>.``: ``ValueError`` for shapes and
+values, ``TypeError`` for dtypes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "REDUCTIONS",
+    "SigmoidInputs",
+    "SoftmaxInputs",
+    "check_reduction",
+    "set_value_checks",
+    "value_checks",
+    "value_checks_enabled",
+]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _env_checks() -> bool:
+    return os.environ.get("FOCALKIT_CHECKS", "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+_VALUE_CHECKS = _env_checks()
+
+
+def value_checks_enabled() -> bool:
+    """Whether value checks (ranges, NaN/Inf; each a device sync) run now."""
+    if torch.compiler.is_compiling():
+        return False
+    return _VALUE_CHECKS
+
+
+def set_value_checks(enabled: bool) -> None:
+    """Switch the value checks on or off for the whole process.
+
+    Shape, dtype and option checks always run: they cost nothing on the device.
+    """
+    global _VALUE_CHECKS
+    _VALUE_CHECKS = bool(enabled)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Context manager: value checks on or off inside the block, restored after it.
+
+    Examples:
+        >>> import focalkit
+        >>> with focalkit.value_checks(False):
+        ...     pass
+    """
+    global _VALUE_CHECKS
+    previous = _VALUE_CHECKS
+    _VALUE_CHECKS = bool(enabled)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS = previous
+
+
+# ----------------------------------------------------------------------------------------------
+# options (plain Python values; checked by functions and by module constructors alike)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_reduction(fn: str, reduction: object) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of 'none', 'mean', 'sum'; got {reduction!r}.")
+    return reduction  # type: ignore[return-value]
+
+
+def check_number(
+    fn: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite real number in a (half-)open or closed interval."""
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.dtype.is_complex:
+        value = value.item()
+    if not _is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise TypeError(f"{fn}: {name} must be a finite real number; got {value!r}.")
+    v = float(value)  # type: ignore[arg-type]
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{fn}: {name} must be in {interval}; got {v:g}.")
+    return v
+
+
+def check_gamma(fn: str, gamma: object) -> float:
+    return check_number(fn, "gamma", gamma, low=0.0)
+
+
+def check_label_smoothing(fn: str, label_smoothing: object) -> float:
+    return check_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+
+
+def check_int(fn: str, name: str, value: object, *, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: {name} must be an integer; got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"{fn}: {name} must be >= {low}; got {value}.")
+    return int(value)
+
+
+def check_optional_int(fn: str, name: str, value: object) -> int | None:
+    return None if value is None else check_int(fn, name, value)
+
+
+def as_class_vector(fn: str, name: str, value: object, *, high: float | None = None) -> Tensor | None:
+    """A per-class vector (list, tuple, array or tensor) as a 1-D floating tensor, range-checked."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        vec = value
+    elif isinstance(value, Sequence) or hasattr(value, "__array__"):
+        try:
+            vec = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{fn}: {name} must be a sequence of numbers; got {value!r}.") from err
+    else:
+        raise TypeError(f"{fn}: {name} must be a 1-D tensor or a sequence of numbers, one per class; got {value!r}.")
+    if vec.ndim != 1:
+        raise ValueError(f"{fn}: {name} must be 1-D, one value per class; got shape {tuple(vec.shape)}.")
+    if vec.dtype.is_complex or vec.dtype == torch.bool:
+        raise TypeError(f"{fn}: {name} must hold real numbers; got {vec.dtype}.")
+    if not vec.dtype.is_floating_point:
+        vec = vec.to(torch.get_default_dtype())
+    if value_checks_enabled() and vec.numel() > 0:
+        lo, hi = float(vec.min()), float(vec.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or (high is not None and hi > high):
+            interval = f"[0, {high:g}]" if high is not None else "[0, inf)"
+            raise ValueError(f"{fn}: {name} values must be finite and in {interval}; got values in [{lo:g}, {hi:g}].")
+    return vec
+
+
+def check_alpha_binary(fn: str, alpha: object) -> float | None:
+    return None if alpha is None else check_number(fn, "alpha", alpha, low=0.0, high=1.0)
+
+
+def check_alpha_multiclass(fn: str, alpha: object) -> float | Tensor | None:
+    """``None``, a scalar in [0, 1] applied to every class, or a per-class vector in [0, 1]."""
+    if alpha is None:
+        return None
+    if _is_real(alpha) or (isinstance(alpha, Tensor) and alpha.ndim == 0):
+        return check_number(fn, "alpha", alpha, low=0.0, high=1.0)
+    return as_class_vector(fn, "alpha", alpha, high=1.0)
+
+
+def check_normalizer(fn: str, normalizer: object, reduction: str) -> float | Tensor | None:
+    if normalizer is None:
+        return None
+    if reduction != "mean":
+        raise ValueError(
+            f"{fn}: normalizer replaces the denominator of reduction='mean'; got reduction={reduction!r}. "
+            "Pass reduction='mean' or drop normalizer."
+        )
+    if isinstance(normalizer, Tensor):
+        if normalizer.numel() != 1:
+            raise ValueError(
+                f"{fn}: normalizer must be a number or a 1-element tensor; got shape {tuple(normalizer.shape)}."
+            )
+        if normalizer.dtype.is_complex or normalizer.dtype == torch.bool:
+            raise TypeError(f"{fn}: normalizer must be real; got {normalizer.dtype}.")
+        if value_checks_enabled():
+            v = float(normalizer)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{fn}: normalizer must be finite and > 0; got {v:g}.")
+        return normalizer.reshape(())
+    return check_number(fn, "normalizer", normalizer, low=0.0, low_open=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# tensors
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every narrower float is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_logits(fn: str, logits: object) -> Tensor:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{fn}: logits must be a torch.Tensor; got {type(logits).__name__}.")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"{fn}: logits must be a floating-point tensor; got {logits.dtype}.")
+    if value_checks_enabled() and logits.numel() > 0 and not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"{fn}: logits must be finite; got NaN or Inf values.")
+    return logits
+
+
+def _check_tensor(fn: str, name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor; got {type(value).__name__}.")
+    return value
+
+
+def _range_of(t: Tensor) -> tuple[float, float]:
+    lo, hi = torch.aminmax(t.detach().reshape(-1))
+    return float(lo), float(hi)
+
+
+def check_sample_weight(fn: str, sample_weight: object, loss_shape: torch.Size) -> Tensor | None:
+    if sample_weight is None:
+        return None
+    w = _check_tensor(fn, "sample_weight", sample_weight)
+    if w.dtype.is_complex:
+        raise TypeError(f"{fn}: sample_weight must be real or bool; got {w.dtype}.")
+    try:
+        shape = torch.broadcast_shapes(w.shape, loss_shape)
+    except RuntimeError:
+        shape = None
+    if shape != loss_shape:
+        raise ValueError(
+            f"{fn}: sample_weight must broadcast to the per-element loss shape {tuple(loss_shape)}; "
+            f"got {tuple(w.shape)}."
+        )
+    check_nonnegative(fn, "sample_weight", w)
+    return w
+
+
+def check_nonnegative(fn: str, name: str, t: Tensor) -> None:
+    """Values finite and >= 0 (a value check: skipped when value checks are off)."""
+    if value_checks_enabled() and t.numel() > 0 and t.dtype != torch.bool:
+        lo, hi = _range_of(t)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0:
+            raise ValueError(f"{fn}: {name} must be finite and >= 0; got values in [{lo:g}, {hi:g}].")
+
+
+@dataclass
+class SigmoidInputs:
+    """Inputs of a sigmoid-family loss, ready for the formula.
+
+    ``logits`` and ``target`` are in the compute dtype; ignored targets are replaced by 0 so that
+    the formula stays finite there; ``weight`` is ``sample_weight`` with ignored elements zeroed,
+    or ``None`` when every element counts once.
+    """
+
+    logits: Tensor
+    target: Tensor
+    weight: Tensor | None
+    out_dtype: torch.dtype
+
+
+def sigmoid_inputs(
+    fn: str,
+    logits: object,
+    target: object,
+    *,
+    sample_weight: object = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> SigmoidInputs:
+    x = check_logits(fn, logits)
+    y = _check_tensor(fn, "target", target)
+    if y.shape != x.shape:
+        raise ValueError(
+            f"{fn}: logits and target must have the same shape; got logits {tuple(x.shape)}, target {tuple(y.shape)}."
+        )
+    if y.dtype.is_complex:
+        raise TypeError(f"{fn}: target must be a real, integer or bool tensor; got {y.dtype}.")
+    valid = None
+    if ignore_index is not None:
+        valid = y != ignore_index
+    if value_checks_enabled() and y.numel() > 0 and y.dtype != torch.bool:
+        counted = y if valid is None else y[valid]
+        if counted.numel() > 0:
+            lo, hi = _range_of(counted)
+            if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+                extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+                raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
+    w = check_sample_weight(fn, sample_weight, x.shape)
+    dtype = compute_dtype(x.dtype)
+    xc = x.to(dtype)
+    yc = y.to(dtype)
+    if valid is not None:
+        yc = torch.where(valid, yc, 0.0)
+    if label_smoothing:
+        yc = yc * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    weight = _combine_weight(w, valid, x.shape, dtype)
+    return SigmoidInputs(xc, yc, weight, x.dtype)
+
+
+def _combine_weight(w: Tensor | None, valid: Tensor | None, shape: torch.Size, dtype: torch.dtype) -> Tensor | None:
+    if w is None and valid is None:
+        return None
+    weight = torch.ones((), dtype=dtype, device=(valid if w is None else w).device) if w is None else w.to(dtype)
+    if valid is not None:
+        weight = torch.where(valid, weight, 0.0)
+    return weight.expand(shape)
+
+
+@dataclass
+class SoftmaxInputs:
+    """Inputs of a softmax-family loss, ready for the formula.
+
+    ``logits`` is ``(N, C, *)`` in the compute dtype. Exactly one of ``index`` (class ids
+    ``(N, *)``, ignored ones replaced by 0) and ``probs`` (``(N, C, *)``, label smoothing already
+    applied) is set. ``smoothing`` is the label smoothing still to apply to ``index`` targets.
+    ``weight`` is the per-element weight ``(N, *)`` (sample weight, 0 where ignored) or ``None``.
+    """
+
+    logits: Tensor
+    index: Tensor | None
+    probs: Tensor | None
+    class_weight: Tensor | None
+    smoothing: float
+    weight: Tensor | None
+    out_dtype: torch.dtype
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def loss_shape(self) -> torch.Size:
+        return self.logits.shape[:1] + self.logits.shape[2:]
+
+
+def softmax_inputs(
+    fn: str,
+    logits: object,
+    target: object,
+    *,
+    class_weight: object = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    sample_weight: object = None,
+    class_dim: int = 1,
+) -> SoftmaxInputs:
+    x = check_logits(fn, logits)
+    t = _check_tensor(fn, "target", target)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{fn}: logits must be (N, C, *) with the classes on class_dim; got shape {tuple(x.shape)}. "
+            "For one sample use logits.unsqueeze(0)."
+        )
+    if not -x.ndim <= class_dim < x.ndim:
+        raise ValueError(f"{fn}: class_dim must index a dimension of logits {tuple(x.shape)}; got {class_dim}.")
+    class_dim %= x.ndim
+    probability_target = t.dtype.is_floating_point
+    if class_dim != 1:
+        x = x.movedim(class_dim, 1)
+        if probability_target and t.ndim == x.ndim:
+            t = t.movedim(class_dim, 1)
+    num_classes = x.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"{fn}: logits need at least 2 classes on the class axis; got {num_classes}.")
+    loss_shape = x.shape[:1] + x.shape[2:]
+    cw = as_class_vector(fn, "class_weight", class_weight)
+    if cw is not None and cw.numel() != num_classes:
+        raise ValueError(f"{fn}: class_weight must have one value per class ({num_classes}); got {cw.numel()}.")
+    dtype = compute_dtype(x.dtype)
+    xc = x.to(dtype)
+    if cw is not None:
+        cw = cw.to(device=x.device, dtype=dtype)
+
+    index = probs = valid = None
+    if probability_target:
+        if t.shape != x.shape:
+            if t.shape == loss_shape:
+                raise TypeError(
+                    f"{fn}: class-id target must be an integer tensor; got {t.dtype}. "
+                    f"For probabilities pass shape {tuple(x.shape)}."
+                )
+            raise ValueError(
+                f"{fn}: probability target must have the logits' shape {tuple(x.shape)}; got {tuple(t.shape)}."
+            )
+        if value_checks_enabled() and t.numel() > 0:
+            lo, hi = _range_of(t)
+            if not (lo >= 0.0 and hi <= 1.0):
+                raise ValueError(f"{fn}: probability target must be in [0, 1]; got values in [{lo:g}, {hi:g}].")
+        probs = t.to(dtype)
+        if label_smoothing:
+            probs = probs * (1.0 - label_smoothing) + label_smoothing / num_classes
+        smoothing = 0.0
+    else:
+        if t.dtype == torch.bool or t.dtype.is_complex:
+            raise TypeError(f"{fn}: target must hold integer class ids or float probabilities; got {t.dtype}.")
+        if t.shape != loss_shape:
+            raise ValueError(
+                f"{fn}: class-id target must have shape {tuple(loss_shape)} (logits {tuple(x.shape)} "
+                f"without the class axis); got {tuple(t.shape)}."
+            )
+        valid = t != ignore_index
+        if value_checks_enabled() and t.numel() > 0:
+            counted = t[valid]
+            if counted.numel() > 0:
+                lo, hi = _range_of(counted)
+                if lo < 0 or hi >= num_classes:
+                    raise ValueError(
+                        f"{fn}: target must be in [0, {num_classes}) or ignore_index={ignore_index}; "
+                        f"got values in [{int(lo)}, {int(hi)}]."
+                    )
+        index = torch.where(valid, t, 0).long()
+        smoothing = float(label_smoothing)
+    w = check_sample_weight(fn, sample_weight, loss_shape)
+    weight = _combine_weight(w, valid, loss_shape, dtype)
+    return SoftmaxInputs(xc, index, probs, cw, smoothing, weight, x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# reduction
+
+
+def reduce_loss(
+    loss: Tensor,
+    denominator: Tensor | None,
+    *,
+    reduction: str,
+    normalizer: float | Tensor | None,
+    out_dtype: torch.dtype,
+) -> Tensor:
+    """Reduce a weighted per-element loss.
+
+    ``loss`` already holds ``w·ℓ`` (0 where an element is ignored); ``denominator`` the
+    per-element weight that ``"mean"`` divides by (``None``: every element counts once).
+    ``"mean"`` is ``Σ w·ℓ / Σ w``, or ``Σ w·ℓ / normalizer``; nothing counted gives 0, not NaN.
+    """
+    if reduction == "none":
+        return loss.to(out_dtype)
+    total = loss.sum()
+    if reduction == "sum":
+        return total.to(out_dtype)
+    if normalizer is not None:
+        return (total / normalizer).to(out_dtype)
+    if denominator is None:
+        count = torch.tensor(float(loss.numel()), dtype=total.dtype, device=total.device)
+    else:
+        count = denominator.sum()
+    count = torch.where(count > 0, count, torch.ones_like(count))
+    return (total / count).to(out_dtype)
+
+
+def finish_sigmoid(inp: SigmoidInputs, loss: Tensor, *, reduction: str, normalizer: float | Tensor | None) -> Tensor:
+    """Apply the per-element weight of a sigmoid-family loss ``ℓ`` (logits' shape) and reduce."""
+    if inp.weight is not None:
+        loss = torch.where(inp.weight != 0, loss * inp.weight, 0.0)
+    return reduce_loss(loss, inp.weight, reduction=reduction, normalizer=normalizer, out_dtype=inp.out_dtype)
+
+
+def finish_softmax(
+    inp: SoftmaxInputs, per_class: Tensor, *, reduction: str, normalizer: float | Tensor | None
+) -> Tensor:
+    """Combine a softmax-family loss given per class and reduce it.
+
+    ``per_class[:, c]`` is the loss the element would have if ``c`` were its class. Class ids
+    pick their class (``ℓ = cw_t·f_t``); with label smoothing ``ε`` or probability targets ``q``
+    the loss is ``ℓ = Σ_c cw_c q_c f_c`` with ``q = (1−ε)·onehot + ε/C``. As in
+    :func:`torch.nn.functional.cross_entropy`, ``"mean"`` divides class-id losses by the summed
+    class weights of the targets and probability-target losses by the element count.
+    """
+    cw = inp.class_weight
+    view = (1, -1) + (1,) * (per_class.ndim - 2)
+    denominator: Tensor | None = inp.weight
+    if inp.index is not None:
+        target_weight = None if cw is None else cw[inp.index]
+        if inp.smoothing:
+            eps = inp.smoothing
+            weighted = per_class if cw is None else per_class * cw.view(view)
+            picked = weighted.gather(1, inp.index.unsqueeze(1)).squeeze(1)
+            loss = (1.0 - eps) * picked + (eps / inp.num_classes) * weighted.sum(1)
+        else:
+            loss = per_class.gather(1, inp.index.unsqueeze(1)).squeeze(1)
+            if target_weight is not None:
+                loss = loss * target_weight
+        if target_weight is not None:
+            denominator = target_weight if denominator is None else denominator * target_weight
+    else:
+        probs: Tensor = inp.probs  # type: ignore[assignment]  # set whenever index is not
+        q = probs if cw is None else probs * cw.view(view)
+        loss = (q * per_class).sum(1)
+    if inp.weight is not None:
+        loss = torch.where(inp.weight != 0, loss * inp.weight, 0.0)
+    return reduce_loss(loss, denominator, reduction=reduction, normalizer=normalizer, out_dtype=inp.out_dtype)

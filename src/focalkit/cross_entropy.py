@@ -1,0 +1,143 @@
+r"""Cross-entropy, the baseline every other family modulates (seed 004).
+
+Sigmoid (binary / multi-label) and softmax (multi-class) forms, both on logits, both with label
+smoothing as Keras and PyTorch define it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import _inputs as I
+
+__all__ = ["binary_cross_entropy", "cross_entropy", "sigmoid_bce_terms"]
+
+
+def sigmoid_bce_terms(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(−log σ(x), −log σ(−x))``: the loss of a positive and of a negative label."""
+    return -F.logsigmoid(logits), -F.logsigmoid(-logits)
+
+
+def binary_cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    pos_weight: Tensor | float | None = None,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+) -> Tensor:
+    r"""Binary / multi-label cross-entropy on logits.
+
+    .. math:: \ell = -w_{+}\, y \log \sigma(x) - (1 - y) \log \sigma(-x),
+              \qquad y \leftarrow y(1-\varepsilon) + \varepsilon/2
+
+    Args:
+        logits: raw scores ``x``, any shape.
+        target: labels ``y`` in ``[0, 1]`` (soft labels allowed; int and bool accepted), same shape.
+        pos_weight: ``w₊``, weight of the positive term, broadcastable to ``logits`` exactly as in
+            :func:`torch.nn.functional.binary_cross_entropy_with_logits` (a ``[C]`` vector
+            lines up with the *last* dimension).
+        label_smoothing: ``ε`` in ``[0, 1]``; targets move towards ½.
+        sample_weight: per-element weight broadcastable to ``logits``; 0 masks an element out.
+        ignore_index: target value that marks "no label" (e.g. 255 in a mask); such elements
+            count nowhere and hold 0 in the ``"none"`` output.
+        reduction: ``"mean"`` (``Σ w·ℓ / Σ w`` over counted elements), ``"sum"`` or ``"none"``.
+        normalizer: replaces the mean's denominator (e.g. the number of positive anchors).
+
+    Shape:
+        logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
+
+    References:
+        Seed 004 (Keras ``binary_crossentropy``); :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
+
+    Examples:
+        >>> import torch
+        >>> round(binary_cross_entropy(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])).item(), 4)
+        1.41
+    """
+    fn = "binary_cross_entropy"
+    I.check_reduction(fn, reduction)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
+    pos, neg = sigmoid_bce_terms(inp.logits)
+    if pos_weight is not None:
+        pw = _check_pos_weight(fn, pos_weight, inp.logits)
+        pos = pos * pw
+    loss = inp.target * pos + (1.0 - inp.target) * neg
+    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+
+
+def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Tensor | float:
+    if not isinstance(pos_weight, Tensor):
+        return I.check_number(fn, "pos_weight", pos_weight, low=0.0)
+    try:
+        shape = torch.broadcast_shapes(pos_weight.shape, logits.shape)
+    except RuntimeError:
+        shape = None
+    if shape != logits.shape:
+        raise ValueError(
+            f"{fn}: pos_weight must broadcast to logits {tuple(logits.shape)} (a [C] vector lines up "
+            f"with the last dimension); got {tuple(pos_weight.shape)}."
+        )
+    I.check_nonnegative(fn, "pos_weight", pos_weight)
+    return pos_weight.to(logits.dtype)
+
+
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    class_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+    class_dim: int = 1,
+) -> Tensor:
+    r"""Multi-class cross-entropy on logits, equal to :func:`torch.nn.functional.cross_entropy`.
+
+    .. math:: \ell_n = -\sum_c w_c\, q_{n,c} \log \mathrm{softmax}(x_n)_c,
+              \qquad q \leftarrow q(1-\varepsilon) + \varepsilon/C
+
+    with ``q`` the one-hot of the class id or the given probabilities.
+
+    Args:
+        logits: unnormalised class scores, classes on ``class_dim`` (1 by default).
+        target: class ids in ``[0, C)`` or ``ignore_index`` (integer ``(N, *)``); or
+            probabilities shaped like ``logits`` (float, soft and mixup targets).
+        class_weight: ``w``, one non-negative weight per class.
+        ignore_index: class id that counts nowhere (class-id targets only).
+        label_smoothing: ``ε`` in ``[0, 1]``.
+        sample_weight: per-element weight broadcastable to ``(N, *)``; 0 masks an element out.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``. As in PyTorch, ``"mean"`` divides class-id
+            losses by ``Σ sample_weight·w_target`` and probability-target losses by ``Σ sample_weight``.
+        normalizer: replaces the mean's denominator.
+        class_dim: the class axis; ``-1`` takes a ``[B, T, C]`` sequence as it is.
+
+    Shape:
+        logits ``(N, C, *)`` · target ``(N, *)`` or ``(N, C, *)`` · output ``(N, *)`` for ``"none"``, else ``()``
+
+    Examples:
+        >>> import torch
+        >>> round(cross_entropy(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([0])).item(), 4)
+        0.2413
+    """
+    fn = "cross_entropy"
+    I.check_reduction(fn, reduction)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.softmax_inputs(
+        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
+        sample_weight=sample_weight, class_dim=class_dim,
+    )
+    per_class = -torch.log_softmax(inp.logits, 1)
+    return I.finish_softmax(inp, per_class, reduction=reduction, normalizer=norm)

@@ -1,0 +1,140 @@
+r"""Focal loss (seeds 000, 001, 004): cross-entropy scaled down where the model is already right.
+
+The focal factor ``(1 − p_t)^γ`` is computed in log space, ``exp(γ·log(1 − p_t))``, from
+``logsigmoid`` / ``log_softmax``: finite loss and gradient for every finite logit and every
+``γ ≥ 0``, including ``0 < γ < 1`` where ``(1 − p)^γ`` has an infinite slope at ``p = 1``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _inputs as I
+from ._math import focal_factor, log_one_minus_softmax, sigmoid_log_one_minus_pt
+from .cross_entropy import sigmoid_bce_terms
+
+__all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
+
+
+def sigmoid_focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+) -> Tensor:
+    r"""Binary / multi-label focal loss on logits (Lin et al.).
+
+    .. math:: \ell = \alpha_t (1 - p_t)^{\gamma}\, \mathrm{BCE}(x, y),\quad
+              p_t = p y + (1-p)(1-y),\quad \alpha_t = \alpha y + (1-\alpha)(1-y),\quad p = \sigma(x)
+
+    For hard labels ``BCE = −log p_t``; this is the formula of torchvision, of Keras's
+    ``BinaryFocalCrossentropy(apply_class_balancing=True)`` and of the SAM-Med2D code in seed 001.
+    Label smoothing ``y ← y(1−ε) + ε/2`` is applied before ``p_t`` and ``α_t``, as Keras does.
+
+    Args:
+        logits: raw scores ``x``, any shape.
+        target: labels ``y`` in ``[0, 1]`` (soft labels allowed), same shape.
+        alpha: weight of the positive class in ``[0, 1]``; ``None`` switches the weighting off.
+        gamma: focusing parameter ``≥ 0``; ``0`` with ``alpha=None`` gives cross-entropy.
+        label_smoothing: ``ε`` in ``[0, 1]``.
+        sample_weight, ignore_index, reduction, normalizer: as in :func:`binary_cross_entropy`.
+
+    Shape:
+        logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
+
+    References:
+        Lin et al., Focal Loss for Dense Object Detection, ICCV 2017.
+
+    Examples:
+        >>> import torch
+        >>> round(sigmoid_focal_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])).item(), 4)
+        0.6404
+    """
+    fn = "sigmoid_focal_loss"
+    I.check_reduction(fn, reduction)
+    a = I.check_alpha_binary(fn, alpha)
+    g = I.check_gamma(fn, gamma)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
+    x, y = inp.logits, inp.target
+    pos, neg = sigmoid_bce_terms(x)
+    loss = (y * pos + (1.0 - y) * neg) * focal_factor(sigmoid_log_one_minus_pt(x, y), g)
+    if a is not None:
+        loss = loss * (a * y + (1.0 - a) * (1.0 - y))
+    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+
+
+def softmax_focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    alpha: float | Tensor | None = None,
+    gamma: float = 2.0,
+    class_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+    class_dim: int = 1,
+) -> Tensor:
+    r"""Multi-class focal loss on logits.
+
+    .. math:: \ell_n = -\alpha_{t_n} (1 - p_{n,t_n})^{\gamma} \log p_{n,t_n},\quad p_n = \mathrm{softmax}(x_n)
+
+    With probability targets ``q`` (or label smoothing) it is the per-class form of Keras's
+    ``CategoricalFocalCrossentropy`` and MONAI's ``FocalLoss``,
+    ``ℓ_n = −Σ_c w_c α_c q_{n,c} (1 − p_{n,c})^γ log p_{n,c}``, which is the line above for a one-hot ``q``.
+
+    Args:
+        logits: unnormalised class scores, classes on ``class_dim``.
+        target: class ids in ``[0, C)`` or ``ignore_index``; or probabilities shaped like ``logits``.
+        alpha: ``None`` (off), a scalar in ``[0, 1]`` multiplying every class, or one value in
+            ``[0, 1]`` per class. (A scalar is *not* spread as ``[1−α, α, …]`` over background and
+            foreground as kornia and MONAI do: pass that vector to get their weighting.)
+        gamma: focusing parameter ``≥ 0``; ``0`` with ``alpha=None`` gives cross-entropy.
+        class_weight, ignore_index, label_smoothing, sample_weight, reduction, normalizer,
+            class_dim: as in :func:`cross_entropy`; ``α`` is part of ``ℓ``, ``class_weight``
+            also weighs the mean's denominator.
+
+    Shape:
+        logits ``(N, C, *)`` · target ``(N, *)`` or ``(N, C, *)`` · output ``(N, *)`` for ``"none"``, else ``()``
+
+    References:
+        Lin et al., Focal Loss for Dense Object Detection, ICCV 2017.
+
+    Examples:
+        >>> import torch
+        >>> round(softmax_focal_loss(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([0])).item(), 4)
+        0.0111
+    """
+    fn = "softmax_focal_loss"
+    I.check_reduction(fn, reduction)
+    a = I.check_alpha_multiclass(fn, alpha)
+    g = I.check_gamma(fn, gamma)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.softmax_inputs(
+        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
+        sample_weight=sample_weight, class_dim=class_dim,
+    )
+    x = inp.logits
+    log_p = torch.log_softmax(x, 1)
+    per_class = -log_p * focal_factor(log_one_minus_softmax(x, log_p), g)
+    if isinstance(a, Tensor):
+        if a.numel() != inp.num_classes:
+            raise ValueError(f"{fn}: alpha must have one value per class ({inp.num_classes}); got {a.numel()}.")
+        per_class = per_class * a.to(device=x.device, dtype=x.dtype).view((1, -1) + (1,) * (x.ndim - 2))
+    elif a is not None:
+        per_class = per_class * a
+    return I.finish_softmax(inp, per_class, reduction=reduction, normalizer=norm)

@@ -1,0 +1,119 @@
+r"""Hard truncation (seed 000): cross-entropy switched off where the prediction is good enough.
+
+``λ`` is piecewise constant, so it carries no gradient: this is the loss the article shows to
+need many more iterations than its softened form.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _inputs as I
+from ._math import heaviside
+from .cross_entropy import sigmoid_bce_terms
+
+__all__ = ["sigmoid_hard_truncation_loss", "softmax_hard_truncation_loss"]
+
+
+def sigmoid_hard_truncation_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    threshold: float = 0.5,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+) -> Tensor:
+    r"""Binary / multi-label hard-truncated cross-entropy on logits.
+
+    .. math:: \ell = -y\,\theta(m - p)\log p - (1-y)\,\theta(p - (1-m))\log(1-p),\quad p = \sigma(x)
+
+    with ``θ`` the unit step, ``θ(0) = ½`` as the article defines it, and ``m`` the threshold:
+    a positive with ``p > m`` or a negative with ``p < 1 − m`` contributes nothing.
+    ``m = 1`` gives cross-entropy everywhere except the ``½`` at ``p ∈ {0, 1}``.
+
+    Args:
+        logits: raw scores ``x``, any shape.
+        target: labels ``y`` in ``[0, 1]``, same shape.
+        threshold: ``m`` in ``(0, 1]`` (0.5 in the article, 0.6 in its predecessor).
+        label_smoothing, sample_weight, ignore_index, reduction, normalizer: as in :func:`binary_cross_entropy`.
+
+    Shape:
+        logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
+
+    References:
+        Su Jianlin, From hard truncation and softening of the loss to focal loss, 2017 (seed 000).
+
+    Examples:
+        >>> import torch
+        >>> sigmoid_hard_truncation_loss(torch.tensor([3.0, -3.0]), torch.tensor([1.0, 0.0])).item()
+        0.0
+    """
+    fn = "sigmoid_hard_truncation_loss"
+    I.check_reduction(fn, reduction)
+    m = I.check_number(fn, "threshold", threshold, low=0.0, high=1.0, low_open=True)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
+    x, y = inp.logits, inp.target
+    pos, neg = sigmoid_bce_terms(x)
+    with torch.no_grad():
+        p = torch.sigmoid(x)
+        keep_pos = heaviside(m - p)
+        keep_neg = heaviside(p - (1.0 - m))
+    loss = y * keep_pos * pos + (1.0 - y) * keep_neg * neg
+    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+
+
+def softmax_hard_truncation_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    threshold: float = 0.5,
+    class_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+    class_dim: int = 1,
+) -> Tensor:
+    r"""Multi-class hard-truncated cross-entropy on logits.
+
+    .. math:: \ell_n = -\theta(m - p_{n,t_n}) \log p_{n,t_n},\quad p_n = \mathrm{softmax}(x_n)
+
+    Probability targets take the per-class form ``ℓ_n = −Σ_c w_c q_{n,c} θ(m − p_{n,c}) log p_{n,c}``.
+
+    Args:
+        logits: unnormalised class scores, classes on ``class_dim``.
+        target: class ids or probabilities, as in :func:`cross_entropy`.
+        threshold: ``m`` in ``(0, 1]``; a sample whose target probability exceeds it is skipped.
+        class_weight, ignore_index, label_smoothing, sample_weight, reduction, normalizer,
+            class_dim: as in :func:`cross_entropy`.
+
+    Shape:
+        logits ``(N, C, *)`` · target ``(N, *)`` or ``(N, C, *)`` · output ``(N, *)`` for ``"none"``, else ``()``
+
+    Examples:
+        >>> import torch
+        >>> softmax_hard_truncation_loss(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([0])).item()
+        0.0
+    """
+    fn = "softmax_hard_truncation_loss"
+    I.check_reduction(fn, reduction)
+    m = I.check_number(fn, "threshold", threshold, low=0.0, high=1.0, low_open=True)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.softmax_inputs(
+        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
+        sample_weight=sample_weight, class_dim=class_dim,
+    )
+    log_p = torch.log_softmax(inp.logits, 1)
+    with torch.no_grad():
+        keep = heaviside(m - log_p.exp())
+    return I.finish_softmax(inp, -log_p * keep, reduction=reduction, normalizer=norm)

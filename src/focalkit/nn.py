@@ -1,0 +1,224 @@
+"""``nn.Module`` faces of the losses: each holds its options and makes one call into the functional.
+
+Options are checked at construction with the functional's own checks; tensors (``pos_weight``,
+``class_weight``, a per-class ``alpha``, GHM-C's running counts) are buffers, so they follow
+``.to(device)`` and ``state_dict``. ``forward(logits, target, sample_weight=None, normalizer=None)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import _inputs as I
+from .cross_entropy import binary_cross_entropy, cross_entropy
+from .focal import sigmoid_focal_loss, softmax_focal_loss
+from .ghm import _ghmc, check_ghmc_options
+from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
+from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
+
+__all__ = [
+    "BinaryCrossEntropyLoss",
+    "CrossEntropyLoss",
+    "GHMCLoss",
+    "SigmoidFocalLoss",
+    "SigmoidHardTruncationLoss",
+    "SigmoidSoftTruncationLoss",
+    "SoftmaxFocalLoss",
+    "SoftmaxHardTruncationLoss",
+    "SoftmaxSoftTruncationLoss",
+]
+
+
+class _Loss(nn.Module):
+    """Common part: reduction checked at construction, options kept for ``extra_repr``."""
+
+    _function: Any = None
+
+    def __init__(self, reduction: str, **options: Any) -> None:
+        super().__init__()
+        self.reduction = I.check_reduction(type(self).__name__, reduction)
+        self._options = options
+
+    def _register_vector(self, name: str, value: object, *, high: float | None = None) -> None:
+        vec = I.as_class_vector(type(self).__name__, name, value, high=high)
+        self.register_buffer(name, vec)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return dict(self._options)
+
+    def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
+                normalizer: float | Tensor | None = None) -> Tensor:
+        return type(self)._function(logits, target, sample_weight=sample_weight, reduction=self.reduction,
+                                    normalizer=normalizer, **self._kwargs())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in {**self._options, "reduction": self.reduction}.items())
+
+
+class BinaryCrossEntropyLoss(_Loss):
+    """Module face of :func:`focalkit.binary_cross_entropy`."""
+
+    _function = staticmethod(binary_cross_entropy)
+
+    def __init__(self, *, pos_weight: Tensor | float | None = None, label_smoothing: float = 0.0,
+                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+        if isinstance(pos_weight, Tensor):
+            I.check_nonnegative(name, "pos_weight", pos_weight)
+            self.register_buffer("pos_weight", pos_weight.clone())
+        else:
+            self.pos_weight = None if pos_weight is None else I.check_number(name, "pos_weight", pos_weight, low=0.0)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**self._options, "pos_weight": self.pos_weight}
+
+
+class _SoftmaxLoss(_Loss):
+    """Softmax family: ``class_weight`` as a buffer, ``ignore_index``, ``label_smoothing``, ``class_dim``."""
+
+    def __init__(self, reduction: str, *, class_weight: object, ignore_index: int, label_smoothing: float,
+                 class_dim: int, **options: Any) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, ignore_index=I.check_int(name, "ignore_index", ignore_index),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         class_dim=I.check_int(name, "class_dim", class_dim), **options)
+        self._register_vector("class_weight", class_weight)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**self._options, "class_weight": self.class_weight}
+
+
+class CrossEntropyLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.cross_entropy`."""
+
+    _function = staticmethod(cross_entropy)
+
+    def __init__(self, *, class_weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean") -> None:
+        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim)
+
+
+class SigmoidFocalLoss(_Loss):
+    """Module face of :func:`focalkit.sigmoid_focal_loss`."""
+
+    _function = staticmethod(sigmoid_focal_loss)
+
+    def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0,
+                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class SoftmaxFocalLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.softmax_focal_loss`; a per-class ``alpha`` is a buffer."""
+
+    _function = staticmethod(softmax_focal_loss)
+
+    def __init__(self, *, alpha: float | Tensor | None = None, gamma: float = 2.0,
+                 class_weight: Tensor | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                 class_dim: int = 1, reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim, gamma=I.check_gamma(name, gamma))
+        checked = I.check_alpha_multiclass(name, alpha)
+        if isinstance(checked, Tensor):
+            self.register_buffer("alpha", checked)
+        else:
+            self.alpha = checked
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "alpha": self.alpha}
+
+
+class SigmoidHardTruncationLoss(_Loss):
+    """Module face of :func:`focalkit.sigmoid_hard_truncation_loss`."""
+
+    _function = staticmethod(sigmoid_hard_truncation_loss)
+
+    def __init__(self, *, threshold: float = 0.5, label_smoothing: float = 0.0, ignore_index: int | None = None,
+                 reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction,
+                         threshold=I.check_number(name, "threshold", threshold, low=0.0, high=1.0, low_open=True),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class SoftmaxHardTruncationLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.softmax_hard_truncation_loss`."""
+
+    _function = staticmethod(softmax_hard_truncation_loss)
+
+    def __init__(self, *, threshold: float = 0.5, class_weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim,
+                         threshold=I.check_number(name, "threshold", threshold, low=0.0, high=1.0, low_open=True))
+
+
+class SigmoidSoftTruncationLoss(_Loss):
+    """Module face of :func:`focalkit.sigmoid_soft_truncation_loss`."""
+
+    _function = staticmethod(sigmoid_soft_truncation_loss)
+
+    def __init__(self, *, k: float = 1.0, label_smoothing: float = 0.0, ignore_index: int | None = None,
+                 reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, k=I.check_number(name, "k", k, low=0.0),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class SoftmaxSoftTruncationLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.softmax_soft_truncation_loss`."""
+
+    _function = staticmethod(softmax_soft_truncation_loss)
+
+    def __init__(self, *, k: float = 1.0, weighting: str = "softmax", class_weight: Tensor | None = None,
+                 ignore_index: int = -100, label_smoothing: float = 0.0, class_dim: int = 1,
+                 reduction: str = "mean") -> None:
+        name = type(self).__name__
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"{name}: weighting must be one of 'softmax', 'complement'; got {weighting!r}.")
+        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim,
+                         k=I.check_number(name, "k", k, low=0.0), weighting=weighting)
+
+
+class GHMCLoss(_Loss):
+    """Module face of :func:`focalkit.ghmc_loss`, with the EMA of the bin counts.
+
+    With ``momentum > 0`` the running count of each bin (buffer ``running_counts``, starting at
+    0) is updated as in the authors' code, ``acc ← m·acc + (1−m)·count`` for the bins that are
+    non-empty in the batch, and ``β = N / acc[bin] / n``. The state changes only in training
+    mode (``module.train()``, the default): evaluation leaves it as it is.
+    """
+
+    def __init__(self, *, bins: int = 10, momentum: float = 0.0, bin_normalization: str = "nonempty",
+                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+        name = type(self).__name__
+        super().__init__(reduction, bins=check_ghmc_options(name, bins, bin_normalization),
+                         momentum=I.check_number(name, "momentum", momentum, low=0.0, high=1.0, high_open=True),
+                         bin_normalization=bin_normalization,
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+        self.register_buffer("running_counts", torch.zeros(self._options["bins"]))
+
+    def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
+                normalizer: float | Tensor | None = None) -> Tensor:
+        opts = self._options
+        loss, density = _ghmc(type(self).__name__, logits, target, bins=opts["bins"],
+                              bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
+                              ignore_index=opts["ignore_index"], reduction=self.reduction, normalizer=normalizer,
+                              momentum=opts["momentum"], running_counts=self.running_counts)
+        if opts["momentum"] > 0 and self.training:
+            self.running_counts.copy_(density.to(self.running_counts.dtype))
+        return loss

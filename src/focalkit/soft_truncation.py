@@ -1,0 +1,130 @@
+r"""Softened truncation (seed 000): the step ``θ`` of hard truncation replaced by ``σ(K·)``.
+
+The weight is differentiated through; that is the point of softening. With ``K = 1`` the
+sigmoid form equals focal loss with ``γ = 1`` (and no ``α``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _inputs as I
+from ._math import log_one_minus_softmax
+from .cross_entropy import sigmoid_bce_terms
+
+__all__ = ["sigmoid_soft_truncation_loss", "softmax_soft_truncation_loss"]
+
+WEIGHTINGS = ("softmax", "complement")
+
+
+def sigmoid_soft_truncation_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    k: float = 1.0,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+) -> Tensor:
+    r"""Binary / multi-label softened-truncation loss on logits.
+
+    .. math:: \ell = -y\,\sigma(-Kx)\log\sigma(x) - (1-y)\,\sigma(Kx)\log\sigma(-x)
+
+    ``K → ∞`` gives hard truncation at ``m = ½``; ``K = 0`` gives half the cross-entropy.
+
+    Args:
+        logits: raw scores ``x``, any shape.
+        target: labels ``y`` in ``[0, 1]``, same shape.
+        k: sharpness ``K ≥ 0`` of the soft step (1 to 2 in the article's replies).
+        label_smoothing, sample_weight, ignore_index, reduction, normalizer: as in :func:`binary_cross_entropy`.
+
+    Shape:
+        logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
+
+    References:
+        Su Jianlin, From hard truncation and softening of the loss to focal loss, 2017 (seed 000).
+
+    Examples:
+        >>> import torch
+        >>> round(sigmoid_soft_truncation_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])).item(), 4)
+        1.11
+    """
+    fn = "sigmoid_soft_truncation_loss"
+    I.check_reduction(fn, reduction)
+    kk = I.check_number(fn, "k", k, low=0.0)
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
+    x, y = inp.logits, inp.target
+    pos, neg = sigmoid_bce_terms(x)
+    loss = y * torch.sigmoid(-kk * x) * pos + (1.0 - y) * torch.sigmoid(kk * x) * neg
+    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+
+
+def softmax_soft_truncation_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    k: float = 1.0,
+    weighting: str = "softmax",
+    class_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    sample_weight: Tensor | None = None,
+    reduction: str = "mean",
+    normalizer: float | Tensor | None = None,
+    class_dim: int = 1,
+) -> Tensor:
+    r"""Multi-class softened-truncation loss on logits.
+
+    .. math:: \ell_n = -s_{n,t_n} \log \mathrm{softmax}(x_n)_{t_n},\qquad
+              s_n = \mathrm{softmax}(-K x_n) \text{ ("softmax", as written)}\ \text{or}\
+              s_n = 1 - \mathrm{softmax}(K x_n) \text{ ("complement")}
+
+    The article writes ``softmax(−Kx)_t``; a reader found it near 0 at the start of training
+    and proposed ``1 − softmax(Kx)_t``, which with ``K = 1`` is focal loss with ``γ = 1``.
+    Probability targets take the per-class form ``ℓ_n = −Σ_c w_c q_{n,c} s_{n,c} log p_{n,c}``.
+
+    Args:
+        logits: unnormalised class scores, classes on ``class_dim``.
+        target: class ids or probabilities, as in :func:`cross_entropy`.
+        k: sharpness ``K ≥ 0``.
+        weighting: ``"softmax"`` (the article) or ``"complement"`` (the reader's variant).
+        class_weight, ignore_index, label_smoothing, sample_weight, reduction, normalizer,
+            class_dim: as in :func:`cross_entropy`.
+
+    Shape:
+        logits ``(N, C, *)`` · target ``(N, *)`` or ``(N, C, *)`` · output ``(N, *)`` for ``"none"``, else ``()``
+
+    Examples:
+        >>> import torch
+        >>> x, t = torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([0])
+        >>> round(softmax_soft_truncation_loss(x, t).item(), 4)
+        0.0094
+        >>> round(softmax_soft_truncation_loss(x, t, weighting="complement").item(), 4)
+        0.0517
+    """
+    fn = "softmax_soft_truncation_loss"
+    I.check_reduction(fn, reduction)
+    kk = I.check_number(fn, "k", k, low=0.0)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"{fn}: weighting must be one of 'softmax', 'complement'; got {weighting!r}.")
+    eps = I.check_label_smoothing(fn, label_smoothing)
+    ignore = I.check_int(fn, "ignore_index", ignore_index)
+    norm = I.check_normalizer(fn, normalizer, reduction)
+    inp = I.softmax_inputs(
+        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
+        sample_weight=sample_weight, class_dim=class_dim,
+    )
+    x = inp.logits
+    log_p = torch.log_softmax(x, 1)
+    if weighting == "softmax":
+        soft = torch.softmax(-kk * x, 1)
+    else:
+        kx = kk * x
+        soft = log_one_minus_softmax(kx, torch.log_softmax(kx, 1)).exp()
+    return I.finish_softmax(inp, -log_p * soft, reduction=reduction, normalizer=norm)

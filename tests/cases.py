@@ -1,0 +1,43 @@
+"""The losses under test, with the options that make each one interesting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import focalkit as fk
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    function: Any
+    module: Any
+    family: str  # "sigmoid" or "softmax"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SIGMOID = [
+    Case("binary_cross_entropy", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid",
+         {"label_smoothing": 0.1}),
+    Case("sigmoid_focal_loss", fk.sigmoid_focal_loss, fk.SigmoidFocalLoss, "sigmoid", {"alpha": 0.25, "gamma": 2.0}),
+    Case("sigmoid_hard_truncation_loss", fk.sigmoid_hard_truncation_loss, fk.SigmoidHardTruncationLoss, "sigmoid",
+         {"threshold": 0.6}),
+    Case("sigmoid_soft_truncation_loss", fk.sigmoid_soft_truncation_loss, fk.SigmoidSoftTruncationLoss, "sigmoid",
+         {"k": 1.5}),
+    Case("ghmc_loss", fk.ghmc_loss, fk.GHMCLoss, "sigmoid", {"bins": 10}),
+]
+SOFTMAX = [
+    Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax", {"label_smoothing": 0.1}),
+    Case("softmax_focal_loss", fk.softmax_focal_loss, fk.SoftmaxFocalLoss, "softmax", {"gamma": 2.0}),
+    Case("softmax_hard_truncation_loss", fk.softmax_hard_truncation_loss, fk.SoftmaxHardTruncationLoss, "softmax",
+         {"threshold": 0.5}),
+    Case("softmax_soft_truncation_loss", fk.softmax_soft_truncation_loss, fk.SoftmaxSoftTruncationLoss, "softmax",
+         {"k": 1.0}),
+    Case("softmax_soft_truncation_loss[complement]", fk.softmax_soft_truncation_loss, fk.SoftmaxSoftTruncationLoss,
+         "softmax", {"k": 2.0, "weighting": "complement"}),
+]
+ALL = SIGMOID + SOFTMAX

@@ -1,0 +1,129 @@
+"""Bad input: the exception type and a message naming the function, the argument, what was
+expected and what came. Never a silent NaN."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import focalkit as fk
+
+X2 = torch.randn(8, 3)
+Y2 = (torch.rand(8, 3) > 0.5).float()
+T1 = torch.randint(0, 3, (8,))
+
+ERRORS = [
+    # (call, exception, message pattern)
+    (lambda: fk.sigmoid_focal_loss(X2, Y2[:, 0]), ValueError,
+     r"sigmoid_focal_loss: logits and target must have the same shape; got logits \(8, 3\), target \(8,\)\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2 * 2), ValueError,
+     r"binary_cross_entropy: target must be in \[0, 1\]; got values in \[0, 2\]\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2 - 1, ignore_index=255), ValueError,
+     r"target must be in \[0, 1\] or ignore_index=255; got values in \[-1, 0\]"),
+    (lambda: fk.binary_cross_entropy(X2, torch.full_like(Y2, float("nan"))), ValueError, r"target must be in \[0, 1\]"),
+    (lambda: fk.sigmoid_focal_loss(torch.ones(8, 3, dtype=torch.long), Y2), TypeError,
+     r"sigmoid_focal_loss: logits must be a floating-point tensor; got torch.int64\."),
+    (lambda: fk.sigmoid_focal_loss(X2.numpy(), Y2), TypeError, r"logits must be a torch.Tensor; got ndarray"),
+    (lambda: fk.sigmoid_focal_loss(torch.tensor([float("nan"), 0.0]), torch.ones(2)), ValueError,
+     r"sigmoid_focal_loss: logits must be finite; got NaN or Inf values\."),
+    (lambda: fk.cross_entropy(torch.tensor([[float("inf"), 0.0]]), torch.tensor([0])), ValueError,
+     r"cross_entropy: logits must be finite"),
+    (lambda: fk.softmax_focal_loss(torch.randn(4, 5), torch.tensor([0, 1, 7, -1])), ValueError,
+     r"softmax_focal_loss: target must be in \[0, 5\) or ignore_index=-100; got values in \[-1, 7\]\."),
+    (lambda: fk.softmax_focal_loss(X2, T1.float()), TypeError,
+     r"softmax_focal_loss: class-id target must be an integer tensor; got torch.float32\. "
+     r"For probabilities pass shape \(8, 3\)\."),
+    (lambda: fk.cross_entropy(X2, torch.rand(8, 4)), ValueError,
+     r"cross_entropy: probability target must have the logits' shape \(8, 3\); got \(8, 4\)\."),
+    (lambda: fk.cross_entropy(X2, torch.rand(8, 3) * 3), ValueError, r"probability target must be in \[0, 1\]"),
+    (lambda: fk.cross_entropy(X2, T1[:4]), ValueError,
+     r"cross_entropy: class-id target must have shape \(8,\) \(logits \(8, 3\) without the class axis\); got \(4,\)\."),
+    (lambda: fk.cross_entropy(X2, T1.bool()), TypeError, r"target must hold integer class ids or float probabilities"),
+    (lambda: fk.cross_entropy(torch.randn(3), torch.tensor(1)), ValueError,
+     r"cross_entropy: logits must be \(N, C, \*\) with the classes on class_dim; got shape \(3,\)\."),
+    (lambda: fk.cross_entropy(torch.randn(4, 1), torch.zeros(4, dtype=torch.long)), ValueError,
+     r"at least 2 classes"),
+    (lambda: fk.cross_entropy(X2, T1, class_dim=3), ValueError, r"class_dim must index a dimension"),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, gamma=-1.0), ValueError,
+     r"sigmoid_focal_loss: gamma must be in \[0, inf\); got -1\."),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, gamma="2"), TypeError, r"gamma must be a finite real number; got '2'"),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, alpha=1.5), ValueError, r"alpha must be in \[0, 1\]; got 1\.5\."),
+    (lambda: fk.softmax_focal_loss(X2, T1, alpha=[0.2, 0.3]), ValueError,
+     r"softmax_focal_loss: alpha must have one value per class \(3\); got 2\."),
+    (lambda: fk.softmax_focal_loss(X2, T1, alpha=[0.2, 0.3, 2.0]), ValueError,
+     r"alpha values must be finite and in \[0, 1\]; got values in \[0\.2, 2\]\."),
+    (lambda: fk.sigmoid_hard_truncation_loss(X2, Y2, threshold=0.0), ValueError,
+     r"threshold must be in \(0, 1\]; got 0\."),
+    (lambda: fk.softmax_hard_truncation_loss(X2, T1, threshold=1.2), ValueError, r"threshold must be in \(0, 1\]"),
+    (lambda: fk.sigmoid_soft_truncation_loss(X2, Y2, k=-0.5), ValueError, r"k must be in \[0, inf\); got -0\.5\."),
+    (lambda: fk.softmax_soft_truncation_loss(X2, T1, weighting="sigmoid"), ValueError,
+     r"weighting must be one of 'softmax', 'complement'; got 'sigmoid'\."),
+    (lambda: fk.ghmc_loss(X2, Y2, bins=0), ValueError, r"ghmc_loss: bins must be >= 1; got 0\."),
+    (lambda: fk.ghmc_loss(X2, Y2, bins=2.5), TypeError, r"bins must be an integer; got 2\.5\."),
+    (lambda: fk.ghmc_loss(X2, Y2, bin_normalization="paper"), ValueError, r"bin_normalization must be one of"),
+    (lambda: fk.GHMCLoss(momentum=1.0), ValueError, r"GHMCLoss: momentum must be in \[0, 1\); got 1\."),
+    (lambda: fk.GHMCLoss(momentum=-0.1), ValueError, r"momentum must be in \[0, 1\)"),
+    (lambda: fk.binary_cross_entropy(X2, Y2, reduction="avg"), ValueError,
+     r"binary_cross_entropy: reduction must be one of 'none', 'mean', 'sum'; got 'avg'\."),
+    (lambda: fk.SigmoidFocalLoss(reduction="avg"), ValueError,
+     r"SigmoidFocalLoss: reduction must be one of 'none', 'mean', 'sum'; got 'avg'\."),
+    (lambda: fk.cross_entropy(X2, T1, class_weight=[1.0, 2.0]), ValueError,
+     r"cross_entropy: class_weight must have one value per class \(3\); got 2\."),
+    (lambda: fk.CrossEntropyLoss(class_weight=[1.0, -2.0, 1.0]), ValueError,
+     r"CrossEntropyLoss: class_weight values must be finite and in \[0, inf\)"),
+    (lambda: fk.cross_entropy(X2, T1, class_weight=torch.ones(3, 1)), ValueError, r"class_weight must be 1-D"),
+    (lambda: fk.cross_entropy(X2, T1, label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\]"),
+    (lambda: fk.binary_cross_entropy(X2, Y2, sample_weight=torch.ones(8)), ValueError,
+     r"sample_weight must broadcast to the per-element loss shape \(8, 3\); got \(8,\)\."),
+    (lambda: fk.cross_entropy(X2, T1, sample_weight=torch.ones(8, 1)), ValueError,
+     r"sample_weight must broadcast to the per-element loss shape \(8,\); got \(8, 1\)\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2, sample_weight=-torch.ones(8, 3)), ValueError,
+     r"sample_weight must be finite and >= 0; got values in \[-1, -1\]\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2, pos_weight=torch.ones(2)), ValueError,
+     r"pos_weight must broadcast to logits \(8, 3\)"),
+    (lambda: fk.binary_cross_entropy(X2, Y2, pos_weight=-1.0), ValueError, r"pos_weight must be in \[0, inf\)"),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, normalizer=0.0), ValueError, r"normalizer must be in \(0, inf\); got 0\."),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, normalizer=torch.tensor(-2.0)), ValueError,
+     r"normalizer must be finite and > 0; got -2\."),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, normalizer=3.0, reduction="sum"), ValueError,
+     r"normalizer replaces the denominator of reduction='mean'; got reduction='sum'\."),
+    (lambda: fk.sigmoid_focal_loss(X2, Y2, ignore_index=0.5), TypeError, r"ignore_index must be an integer"),
+]
+
+
+@pytest.mark.parametrize(("call", "exception", "pattern"), ERRORS, ids=[e[2][:60] for e in ERRORS])
+def test_bad_input_raises(call, exception, pattern):
+    with pytest.raises(exception, match=pattern):
+        call()
+
+
+class TestValueChecksSwitch:
+    def test_function(self):
+        bad = torch.tensor([float("nan"), 0.0])
+        fk.set_value_checks(False)
+        try:
+            assert not fk.value_checks_enabled()
+            fk.sigmoid_focal_loss(bad, torch.ones(2))  # unchecked: no error, no sync
+        finally:
+            fk.set_value_checks(True)
+        with pytest.raises(ValueError, match="logits must be finite"):
+            fk.sigmoid_focal_loss(bad, torch.ones(2))
+
+    def test_context_manager_restores(self):
+        with fk.value_checks(False):
+            fk.cross_entropy(X2, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]) * 0 + 1)
+            assert not fk.value_checks_enabled()
+        assert fk.value_checks_enabled()
+
+    def test_shape_checks_stay_on(self):
+        with fk.value_checks(False), pytest.raises(ValueError, match="same shape"):
+            fk.sigmoid_focal_loss(X2, Y2[:, 0])
+
+    def test_environment_variable(self):
+        code = "import focalkit, sys; sys.exit(0 if not focalkit.value_checks_enabled() else 1)"
+        env = {**os.environ, "FOCALKIT_CHECKS": "0"}
+        assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
