@@ -212,6 +212,14 @@ class GHMCLoss(_Loss):
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
         self.register_buffer("running_counts", torch.zeros(self._options["bins"]))
 
+    @property
+    def bins(self) -> int:
+        return self._options["bins"]
+
+    @property
+    def momentum(self) -> float:
+        return self._options["momentum"]
+
     def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
                 normalizer: float | Tensor | None = None) -> Tensor:
         opts = self._options

@@ -1,0 +1,221 @@
+"""The ``focalkit`` command line: ``compare``, ``curves``, ``claims``, ``bench``.
+
+Kept apart from the library: ``import focalkit`` never imports this module or its dependencies
+(scikit-learn, matplotlib, rich, joblib, pandas: the ``[cli]`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Compare focalkit's losses on imbalanced data, honestly.
+
+  focalkit compare            train every loss over paired seeds on built-in data; table + report folder
+  focalkit curves             the analytic figures (loss vs p_t, K vs gamma weights, gradients, GHM-C weights)
+  focalkit claims             test the source articles' four claims and give a verdict on each
+  focalkit bench              time and peak memory of the fused losses against the textbook formulas
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text}")
+    return value
+
+
+def _lrs(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates; got {text!r}") from err
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive learning rates; got {text!r}")
+    return values
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=["linear", "mlp"], default="mlp",
+                   help="linear model or one hidden layer of 64 ReLU units (default: mlp)")
+    p.add_argument("--seeds", type=_positive_int, default=None,
+                   help="number of paired seeds 0..N-1 (default 10; 5 with --quick)")
+    p.add_argument("--epochs", type=_positive_int, default=None,
+                   help="most epochs per run; early stopping on validation AP (default 150; 60 with --quick)")
+    p.add_argument("--lrs", type=_lrs, default=None,
+                   help="learning-rate grid searched per loss and seed "
+                        "(default 1e-3,3e-3,1e-2; 3e-3,1e-2 with --quick)")
+    p.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 4),
+                   help="parallel processes, one thread each (default: number of cores, at most 4)")
+    p.add_argument("--device", default="cpu", help="torch device for training, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--quick", action="store_true", help="5 seeds, 60 epochs, 2 learning rates: a fast look")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .compare.data import __doc__ as data_doc
+    from .compare.losses import DEFAULT_LOSSES, LOSSES
+
+    parser = argparse.ArgumentParser(prog="focalkit", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{compare,curves,claims,bench}")
+
+    losses_help = "; ".join(f"{name} ({info.summary}; options {', '.join(info.defaults) or 'none'})"
+                            for name, info in LOSSES.items())
+    cmp = sub.add_parser("compare", help="train each loss over paired seeds and compare with cross-entropy",
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Train the same model with each loss over paired seeds, tune each loss's "
+                                     "learning rate and stopping epoch on validation AP, score the test split once, "
+                                     "and compare every loss with the baseline.\n\n" + (data_doc or ""))
+    cmp.add_argument("--data", default="digits:8@1:20",
+                     help="built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20) or a .csv/.parquet "
+                          "file (default digits:8@1:20)")
+    cmp.add_argument("--target", help="label column of a --data file")
+    cmp.add_argument("--positive", help="the positive value of a two-class --target (default: the rarer value)")
+    cmp.add_argument("--imbalance", type=float, help="override the built-in set's ratio: 50 means 1:50")
+    cmp.add_argument("--noise", type=_fraction, default=0.0, help="fraction of training labels flipped (default 0)")
+    cmp.add_argument("--losses", nargs="+", default=DEFAULT_LOSSES, metavar="SPEC",
+                     help="losses as name or name:key=value,... e.g. focal:gamma=2,alpha=0.25. Names: "
+                          + losses_help + f". Default: {' '.join(DEFAULT_LOSSES)}")
+    cmp.add_argument("--baseline", default=None, help="the loss every other is compared with (default: ce)")
+    cmp.add_argument("--margin", type=float, default=0.01,
+                     help="AP difference that counts as no effect, stated before the run (default 0.01)")
+    cmp.add_argument("--out", type=Path, default=Path("focalkit-report"),
+                     help="report folder (default focalkit-report)")
+    cmp.add_argument("--nproc", type=_positive_int, default=None,
+                     help="train one configuration with DistributedDataParallel over N CPU processes (gloo) to "
+                          "show the distributed path end to end")
+    _add_training_options(cmp)
+
+    crv = sub.add_parser("curves", help="write the analytic figures (no training)")
+    crv.add_argument("--out", type=Path, default=Path("focalkit-curves"), help="folder for the PNGs")
+
+    clm = sub.add_parser("claims", help="run the articles' claims as experiments and give a verdict per claim")
+    clm.add_argument("--out", type=Path, default=Path("focalkit-claims"), help="report folder")
+    _add_training_options(clm)
+
+    bench = sub.add_parser("bench", help="time and peak memory of the losses against the textbook formulas")
+    bench.add_argument("--quick", action="store_true", help="small shapes and few repeats")
+    bench.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per case")
+    bench.add_argument("--only", nargs="*", default=None, help="loss names to run (default: all)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .compare.data import DataError
+    from .compare.losses import SpecError
+
+    try:
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "curves":
+            return _curves(args)
+        if args.command == "claims":
+            from .compare.claims import run_claims
+
+            return run_claims(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
+    except (DataError, SpecError) as err:
+        print(f"focalkit {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: no report was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def protocol_from(args: argparse.Namespace, **overrides):
+    from .compare.train import Protocol
+
+    quick = args.quick
+    settings = {
+        "model": args.model,
+        "max_epochs": args.epochs or (60 if quick else 150),
+        "lrs": args.lrs or ((3e-3, 1e-2) if quick else (1e-3, 3e-3, 1e-2)),
+        "device": args.device,
+    }
+    return Protocol(**{**settings, **overrides})
+
+
+def seeds_from(args: argparse.Namespace) -> list[int]:
+    return list(range(args.seeds or (5 if args.quick else 10)))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .compare.data import load_dataset
+    from .compare.losses import SpecError, build_loss, parse_spec
+    from .compare.report import atomic_report_dir, render_table, run_metadata, summarize, write_report
+    from .compare.runner import run_grid
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    specs = [parse_spec(s) for s in args.losses]
+    labels = [str(s) for s in specs]
+    if len(set(labels)) != len(labels):
+        raise SpecError(f"--losses: each spec must appear once; got {labels}.")
+    baseline = args.baseline or ("ce" if "ce" in labels else labels[0])
+    if baseline not in labels:
+        raise SpecError(f"--baseline: {baseline!r} is not among --losses {labels}.")
+    data = load_dataset(args.data, target=args.target, positive=args.positive, imbalance=args.imbalance)
+    import numpy as np
+
+    counts = np.bincount(data.labels, minlength=data.num_classes).astype(float)
+    for spec in specs:  # reject bad options before any training starts
+        build_loss(spec, num_classes=data.num_classes, class_counts=counts)
+    if args.nproc:
+        from .compare.ddp import run_ddp_demo
+
+        return run_ddp_demo(data, specs[0], args.nproc, protocol_from(args, noise=args.noise), console)
+    protocol = protocol_from(args, noise=args.noise)
+    seeds = seeds_from(args)
+    console.print(f"[bold]focalkit compare[/] — {data.describe()}")
+    console.print(f"losses: {', '.join(labels)}; baseline {baseline}; {len(seeds)} seeds; model {protocol.model}; "
+                  f"lr grid {list(protocol.lrs)}; up to {protocol.max_epochs} epochs; {args.jobs} job(s)")
+    start = time.perf_counter()
+    results = run_grid(data, specs, seeds, protocol, jobs=args.jobs, console=console)
+    summary = summarize(results, baseline, args.margin)
+    render_table(summary, console)
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    meta = run_metadata({**options, "seeds": seeds, "protocol": protocol.__dict__})
+    meta["seconds"] = round(time.perf_counter() - start, 1)
+    with atomic_report_dir(args.out) as folder:
+        write_report(folder, results, summary, meta)
+    console.print(f"report: {args.out}/ (report.md, results.csv, summary.json, plots) in {meta['seconds']} s")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from .compare import plots
+    from .compare.report import atomic_report_dir
+
+    with atomic_report_dir(args.out) as folder:
+        paths = plots.all_curves(folder)
+    for p in paths:
+        print(args.out / p.name)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

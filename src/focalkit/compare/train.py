@@ -1,0 +1,205 @@
+"""One training run: a seed, a loss, a learning-rate grid, early stopping on validation AP.
+
+The protocol, the same for every loss:
+
+- stratified train / validation / test split per seed (60 / 20 / 20);
+- missing features imputed with the train median, features standardised on train only;
+- the output bias starts at the log class prior (every loss starts from the same model);
+- Adam over mini-batches; each learning rate of the grid is trained with early stopping on
+  validation AP; the learning rate and the epoch with the best validation AP are kept;
+- the test split is scored once, with that model; the F1 threshold is chosen on validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from .data import Dataset
+from .losses import LossSpec, build_loss
+from .metrics import best_f1_threshold, evaluate
+
+__all__ = ["Protocol", "RunResult", "prepare_split", "run_one"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    model: str = "mlp"  # "linear" or "mlp"
+    hidden: int = 64
+    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    max_epochs: int = 150
+    eval_every: int = 5
+    patience: int = 40
+    batch_size: int = 128
+    weight_decay: float = 1e-4
+    noise: float = 0.0  # fraction of training labels flipped
+    device: str = "cpu"
+    keep_curves: bool = True
+
+
+@dataclass
+class RunResult:
+    dataset: str
+    loss: str
+    seed: int
+    lr: float
+    epoch: int
+    val_ap: float
+    metrics: dict[str, float]
+    seconds: float
+    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, val AP, train loss), chosen lr
+    test_labels: np.ndarray | None = None
+    test_probs: np.ndarray | None = None
+    grad_norm_hist: list[tuple[int, list[float]]] = field(default_factory=list)  # GHM-C runs: (epoch, counts)
+    epochs_to_target: dict[float, int] = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    class_counts: np.ndarray
+
+
+def prepare_split(data: Dataset, seed: int, *, noise: float = 0.0) -> Split:
+    idx = np.arange(len(data.labels))
+    train, rest = train_test_split(idx, test_size=0.4, stratify=data.labels, random_state=seed)
+    val, test = train_test_split(rest, test_size=0.5, stratify=data.labels[rest], random_state=seed)
+    x = data.features
+    median = np.nanmedian(x[train], axis=0)
+    median = np.where(np.isnan(median), 0.0, median)
+    x = np.where(np.isnan(x), median, x)
+    mean, std = x[train].mean(0), x[train].std(0)
+    x = (x - mean) / np.where(std > 0, std, 1.0)
+    y_train = data.labels[train].copy()
+    if noise > 0:
+        rng = np.random.default_rng(10_000 + seed)
+        flip = rng.random(len(y_train)) < noise
+        shift = rng.integers(1, data.num_classes, size=len(y_train))
+        y_train[flip] = (y_train[flip] + shift[flip]) % data.num_classes
+    def as_t(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.float32)
+    counts = np.bincount(data.labels[train], minlength=data.num_classes).astype(np.float64)
+    return Split(as_t(x[train]), torch.tensor(y_train), as_t(x[val]), data.labels[val], as_t(x[test]),
+                 data.labels[test], counts)
+
+
+def _model(protocol: Protocol, d: int, outputs: int, prior: np.ndarray) -> torch.nn.Module:
+    if protocol.model == "linear":
+        model = torch.nn.Sequential(torch.nn.Linear(d, outputs))
+    else:
+        model = torch.nn.Sequential(torch.nn.Linear(d, protocol.hidden), torch.nn.ReLU(),
+                                    torch.nn.Linear(protocol.hidden, outputs))
+    last = model[-1]
+    with torch.no_grad():
+        prior = np.clip(prior, 1e-6, 1.0)
+        if outputs == 1:
+            last.bias.fill_(float(np.log(prior[1] / prior[0])))
+        else:
+            last.bias.copy_(torch.tensor(np.log(prior), dtype=torch.float32))
+    return model
+
+
+def _probs(model: torch.nn.Module, x: torch.Tensor, binary: bool) -> np.ndarray:
+    with torch.no_grad():
+        out = model(x)
+        if binary:
+            p1 = torch.sigmoid(out.squeeze(-1)).double().cpu().numpy()
+            return np.stack([1 - p1, p1], 1)
+        return torch.softmax(out.double(), 1).cpu().numpy()
+
+
+def _val_ap(y: np.ndarray, probs: np.ndarray) -> float:
+    return evaluate(y, probs)["ap"]
+
+
+def _train(spec: LossSpec, split: Split, num_classes: int, lr: float, seed: int, protocol: Protocol,
+           targets: tuple[float, ...]) -> dict:
+    binary = num_classes == 2
+    device = torch.device(protocol.device)
+    torch.manual_seed(seed)
+    model = _model(protocol, split.x_train.shape[1], 1 if binary else num_classes,
+                   split.class_counts / split.class_counts.sum()).to(device)
+    loss_fn, ghm = build_loss(spec, num_classes=num_classes, class_counts=split.class_counts)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
+    x, y = split.x_train.to(device), split.y_train.to(device)
+    x_val = split.x_val.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(y)
+    best = {"ap": -1.0, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+    curve: list[tuple[int, float, float]] = []
+    hist: list[tuple[int, list[float]]] = []
+    reached: dict[float, int] = {}
+    since_best = 0
+    for epoch in range(1, protocol.max_epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        total = 0.0
+        for start in range(0, n, protocol.batch_size):
+            batch = order[start:start + protocol.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[batch]), y[batch])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(batch)
+        if epoch % protocol.eval_every and epoch != protocol.max_epochs:
+            continue
+        model.eval()
+        ap = _val_ap(split.y_val, _probs(model, x_val, binary))
+        curve.append((epoch, ap, total / n))
+        for target in targets:
+            if ap >= target and target not in reached:
+                reached[target] = epoch
+        if ghm is not None:
+            with torch.no_grad():
+                g = (torch.sigmoid(model(x).squeeze(-1)) - y.float()).abs().cpu()
+            hist.append((epoch, torch.histc(g, bins=ghm.bins, min=0, max=1).tolist()))
+        if ap > best["ap"] + 1e-9:
+            best = {"ap": ap, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            since_best = 0
+        else:
+            since_best += protocol.eval_every
+            if since_best >= protocol.patience:
+                break
+    model.load_state_dict(best["state"])
+    model.eval()
+    return {"model": model, "ap": best["ap"], "epoch": best["epoch"], "curve": curve, "hist": hist,
+            "reached": reached}
+
+
+def run_one(data: Dataset, spec: LossSpec, seed: int, protocol: Protocol,
+            targets: tuple[float, ...] = ()) -> RunResult:
+    """Tune the learning rate on validation, then score the chosen model on test once."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    split = prepare_split(data, seed, noise=protocol.noise)
+    binary = data.num_classes == 2
+    best = None
+    for lr in protocol.lrs:
+        trained = _train(spec, split, data.num_classes, lr, seed, protocol, targets)
+        if best is None or trained["ap"] > best["ap"] + 1e-9:
+            best = {**trained, "lr": lr}
+    if best is None:
+        raise ValueError("run_one: the learning-rate grid is empty.")
+    model = best["model"]
+    device = next(model.parameters()).device
+    threshold = best_f1_threshold(split.y_val, _probs(model, split.x_val.to(device), binary)[:, 1]) if binary else None
+    test_probs = _probs(model, split.x_test.to(device), binary)
+    metrics = evaluate(split.y_test, test_probs, threshold=threshold)
+    return RunResult(
+        dataset=data.name, loss=str(spec), seed=seed, lr=best["lr"], epoch=best["epoch"], val_ap=best["ap"],
+        metrics=metrics, seconds=time.perf_counter() - start,
+        curve=best["curve"] if protocol.keep_curves else [],
+        test_labels=split.y_test if protocol.keep_curves else None,
+        test_probs=test_probs if protocol.keep_curves else None,
+        grad_norm_hist=best["hist"], epochs_to_target=best["reached"],
+    )

@@ -1,0 +1,246 @@
+"""The command line end to end on tiny settings, its errors, and the statistics on known inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("sklearn")
+
+from focalkit.cli import main
+from focalkit.compare import stats
+from focalkit.compare.data import DataError, load_dataset
+from focalkit.compare.losses import SpecError, parse_spec
+from focalkit.compare.metrics import evaluate, expected_calibration_error
+
+TINY = ["--seeds", "2", "--epochs", "6", "--lrs", "0.01", "--jobs", "1"]
+
+
+# ---------------------------------------------------------------------------------------------- compare
+def test_compare_end_to_end_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = main(["compare", "--data", "breast_cancer@1:5", "--losses", "ce", "focal:gamma=1", "ghmc:bins=5",
+               "--out", str(out), *TINY])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "verdict" in text
+    assert "focal:gamma=1" in text
+    names = {p.name for p in out.iterdir()}
+    assert {"results.csv", "summary.json", "report.md", "pr_curves.png", "reliability.png", "training_curves.png",
+            "ghm_grad_norms.png", "curve_loss_vs_pt.png"} <= names
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 3 * 2 * 7  # losses × seeds × metrics
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"] == "ce"
+    assert {c["loss"] for c in summary["comparisons"]} == {"focal:gamma=1", "ghmc:bins=5"}
+    assert summary["versions"]["torch"]
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left behind
+
+
+def test_compare_is_reproducible(tmp_path):
+    args = ["compare", "--data", "digits:3@1:10", "--losses", "ce", "soft:k=2", "--model", "linear", *TINY]
+    main([*args, "--out", str(tmp_path / "a")])
+    main([*args, "--out", str(tmp_path / "b")])
+    a = pd.read_csv(tmp_path / "a" / "results.csv")
+    b = pd.read_csv(tmp_path / "b" / "results.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_compare_multiclass_long_tail_and_rerun_replaces_report(tmp_path):
+    out = tmp_path / "r"
+    for _ in range(2):
+        rc = main(["compare", "--data", "digits-lt@20", "--losses", "ce", "focal", "weighted-ce", "logit-adjust",
+                   "--out", str(out), *TINY])
+        assert rc == 0
+    assert (out / "report.md").read_text().startswith("# focalkit compare — digits-lt@20")
+
+
+def test_compare_on_a_user_csv_with_categorical_and_missing_values(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({
+        "amount": rng.normal(size=n),
+        "channel": rng.choice(["web", "shop", None], size=n),
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 10, size=n)),
+    })
+    frame["fraud"] = np.where(frame["amount"] + rng.normal(scale=0.5, size=n) > 1.6, "yes", "no")
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    data = load_dataset(str(path), target="fraud")
+    assert data.class_names == ["no", "yes"]  # the rarer value is positive
+    assert data.features.shape[1] == 2 + 3  # amount, age; channel one-hot: web, shop, missing
+    rc = main(["compare", "--data", str(path), "--target", "fraud", "--losses", "ce", "focal",
+               "--out", str(tmp_path / "out"), *TINY])
+    assert rc == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--losses", "focla"], "unknown loss 'focla'"),
+        (["--losses", "focal:gamma"], "expected key=value"),
+        (["--losses", "focal:beta=2"], "focal takes gamma, alpha; got 'beta'"),
+        (["--losses", "focal:gamma=abc"], "gamma must be a number"),
+        (["--losses", "focal:gamma=-1"], "gamma must be in"),
+        (["--losses", "ce", "ce"], "each spec must appear once"),
+        (["--losses", "ce", "focal", "--baseline", "hard"], "--baseline: 'hard' is not among"),
+        (["--data", "mnist"], "expected a built-in set"),
+        (["--data", "digits:8@1:abc"], "imbalance ratio must read like"),
+        (["--data", "missing.csv", "--target", "y"], "file not found"),
+        (["--data", "digits-lt@10", "--losses", "ghmc"], "ghmc is defined for binary problems"),
+    ],
+)
+def test_bad_specs_and_data_exit_2(tmp_path, capsys, args, message):
+    rc = main(["compare", *args, "--out", str(tmp_path / "x"), *TINY])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("a,b\n1,0\n2,1\n", ["--target", "y"], "column 'y' is not in"),
+        ("a,y\n1,0\n2,0\n", ["--target", "y"], "single class"),
+        ("a,y\n1,0\n2,\n3,1\n", ["--target", "y"], "missing values"),
+        ("a,y\n1,0\n2,1\n", [], "--target: name the label column"),
+        ("a,y\n1,0\n2,1\n", ["--target", "y", "--positive", "7"], "--positive: '7' is not a value"),
+        ("\x00\x01garbage", ["--target", "y"], "cannot read"),
+    ],
+)
+def test_bad_data_files_exit_2(tmp_path, capsys, content, args, message):
+    path = tmp_path / ("data.parquet" if "garbage" in content else "data.csv")
+    path.write_text(content)
+    assert main(["compare", "--data", str(path), *args, "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_argparse_errors_exit_2_and_help_explains_options(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--seeds", "0"])
+    assert err.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--data", "--losses", "--model", "--seeds", "--imbalance", "--noise", "--jobs", "--out",
+                   "--quick", "--device", "--margin", "--target", "--positive"):
+        assert option in text
+
+
+def test_python_dash_m_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "focalkit", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert "compare" in done.stdout
+
+
+# ---------------------------------------------------------------------------------------------- curves, claims
+def test_curves_writes_the_figures(tmp_path, capsys):
+    assert main(["curves", "--out", str(tmp_path / "c")]) == 0
+    assert len(list((tmp_path / "c").glob("*.png"))) == 4
+
+
+def test_claims_gives_a_verdict_per_claim(tmp_path, capsys):
+    assert main(["claims", "--out", str(tmp_path / "k"), "--seeds", "2", "--epochs", "4", "--lrs", "0.01",
+                 "--jobs", "1"]) == 0
+    claims = json.loads((tmp_path / "k" / "claims.json").read_text())["claims"]
+    assert [c["number"] for c in claims] == [1, 2, 3, 4]
+    for c in claims:
+        assert c["verdict"].split()[0] in {"supported", "contradicted", "not"}
+        assert c["summary"]
+
+
+def test_k_matching_gamma():
+    from focalkit.compare.claims import k_for_gamma
+
+    assert k_for_gamma(1.0) == pytest.approx((1.0, 0.0), abs=1e-12)
+    ks = [k_for_gamma(g)[0] for g in (0.5, 1, 2, 3)]
+    assert ks == sorted(ks)
+    assert ks[2] == pytest.approx(2.09, abs=0.01)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+class TestStatistics:
+    def test_holm_on_a_textbook_example(self):
+        # p = 0.01, 0.04, 0.03 → sorted 0.01·3, 0.03·2, 0.04·1 → 0.03, 0.06, 0.06 (monotone)
+        assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+    def test_wilcoxon_p_of_ten_positive_differences(self):
+        assert stats.wilcoxon_p(np.arange(1, 11) / 100) == pytest.approx(2 / 2**10)
+        assert stats.wilcoxon_p(np.zeros(6)) == 1.0
+
+    def test_bootstrap_interval_contains_the_mean_and_is_reproducible(self):
+        d = np.array([0.1, 0.2, 0.15, 0.05, 0.12, 0.18])
+        low, high = stats.bootstrap_ci(d)
+        assert low < d.mean() < high
+        assert (low, high) == stats.bootstrap_ci(d)
+        assert stats.bootstrap_ci(np.full(5, 0.3)) == pytest.approx((0.3, 0.3))
+
+    def test_verdicts(self):
+        assert stats.verdict(0.02, 0.05, 0.01, 0.01, n=10) == "better"
+        assert stats.verdict(-0.05, -0.02, 0.01, 0.01, n=10) == "worse"
+        assert stats.verdict(-0.004, 0.006, 0.8, 0.01, n=10) == "no effect"
+        assert stats.verdict(-0.03, 0.05, 0.4, 0.01, n=10) == "inconclusive"
+        assert stats.verdict(0.02, 0.05, 0.2, 0.01, n=10) == "inconclusive"  # interval > 0 but p too large
+        assert stats.verdict(-0.004, 0.006, 0.8, 0.01, n=4) == "inconclusive"  # too few seeds to say anything
+        assert stats.verdict(0.02, 0.05, 0.01, 0.01, n=10, higher_is_better=False) == "worse"
+
+    def test_compare_paired_says_no_when_there_is_no_difference(self):
+        rng = np.random.default_rng(1)
+        base = rng.uniform(0.6, 0.8, size=10)
+        scores = {"ce": base, "same": base + rng.normal(0, 0.001, size=10), "up": base + 0.05}
+        comps = {c.loss: c for c in stats.compare_paired(scores, "ce", margin=0.01)}
+        assert comps["same"].verdict == "no effect"
+        assert comps["up"].verdict == "better"
+        assert comps["up"].p_holm == pytest.approx(2 * 2 / 2**10)
+
+
+class TestMetrics:
+    def test_known_values(self):
+        y = np.array([0, 0, 1, 1])
+        probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.35, 0.65], [0.2, 0.8]])
+        m = evaluate(y, probs, threshold=0.5)
+        assert m["ap"] == pytest.approx(1.0)
+        assert m["roc_auc"] == pytest.approx(1.0)
+        assert m["f1"] == pytest.approx(1.0)
+        assert m["brier"] == pytest.approx(np.mean([0.01, 0.16, 0.1225, 0.04]))
+
+    def test_ece_of_a_calibrated_and_an_overconfident_model(self):
+        conf = np.full(1000, 0.8)
+        correct = (np.arange(1000) < 800).astype(float)
+        assert expected_calibration_error(conf, correct) == pytest.approx(0.0)
+        assert expected_calibration_error(np.full(10, 0.99), np.zeros(10)) == pytest.approx(0.99)
+
+
+def test_parse_spec_values():
+    spec = parse_spec("focal:gamma=0.5,alpha=none")
+    assert spec.options(binary=True) == {"gamma": 0.5, "alpha": None}
+    assert str(spec) == "focal:gamma=0.5,alpha=none"
+    with pytest.raises(SpecError):
+        parse_spec("")
+
+
+def test_builtin_sets_have_the_stated_ratio():
+    data = load_dataset("digits:8@1:50")
+    counts = np.bincount(data.labels)
+    assert counts[0] / counts[1] == pytest.approx(50, rel=0.05)
+    lt = load_dataset("digits-lt@20")
+    c = np.bincount(lt.labels)
+    assert c.max() / c.min() == pytest.approx(20, rel=0.1)
+    with pytest.raises(DataError):
+        load_dataset("digits:8@1:0.5")
+
+
+def test_the_readme_main_job_completes(tmp_path):
+    """`focalkit compare` with no arguments, as the README's `make demo` runs it (about 2–3 minutes)."""
+    done = subprocess.run([sys.executable, "-m", "focalkit", "compare"], cwd=tmp_path, capture_output=True,
+                          text=True, check=False, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "verdict" in done.stdout
+    summary = json.loads((tmp_path / "focalkit-report" / "summary.json").read_text())
+    assert len(summary["seeds"]) == 10
+    assert len(summary["comparisons"]) == 6
