@@ -213,7 +213,10 @@ def check_logits(fn: str, logits: object) -> Tensor:
         raise TypeError(f"{fn}: logits must be a torch.Tensor; got {type(logits).__name__}.")
     if not logits.dtype.is_floating_point:
         raise TypeError(f"{fn}: logits must be a floating-point tensor; got {logits.dtype}.")
-    if value_checks_enabled() and logits.numel() > 0 and not bool(torch.isfinite(logits).all()):
+    # one fast reduction: a NaN or Inf input makes the sum NaN or Inf; a sum that overflowed on
+    # finite inputs is told apart by the exact check, which runs only then
+    if (value_checks_enabled() and logits.numel() > 0 and not bool(torch.isfinite(logits.detach().sum()))
+            and not bool(torch.isfinite(logits).all())):
         raise ValueError(f"{fn}: logits must be finite; got NaN or Inf values.")
     return logits
 
@@ -258,16 +261,13 @@ def check_nonnegative(fn: str, name: str, t: Tensor) -> None:
 
 @dataclass
 class SigmoidInputs:
-    """Inputs of a sigmoid-family loss, ready for the formula.
-
-    ``logits`` and ``target`` are in the compute dtype; ignored targets are replaced by 0 so that
-    the formula stays finite there; ``weight`` is ``sample_weight`` with ignored elements zeroed,
-    or ``None`` when every element counts once.
-    """
+    """Checked inputs of a sigmoid-family loss, as they came: the kernels convert them chunk by chunk."""
 
     logits: Tensor
     target: Tensor
-    weight: Tensor | None
+    sample_weight: Tensor | None
+    ignore_index: int | None
+    dtype: torch.dtype  # the compute dtype
     out_dtype: torch.dtype
 
 
@@ -278,7 +278,6 @@ def sigmoid_inputs(
     *,
     sample_weight: object = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
 ) -> SigmoidInputs:
     x = check_logits(fn, logits)
     y = _check_tensor(fn, "target", target)
@@ -288,62 +287,34 @@ def sigmoid_inputs(
         )
     if y.dtype.is_complex:
         raise TypeError(f"{fn}: target must be a real, integer or bool tensor; got {y.dtype}.")
-    valid = None
-    if ignore_index is not None:
-        valid = y != ignore_index
     if value_checks_enabled() and y.numel() > 0 and y.dtype != torch.bool:
-        counted = y if valid is None else y[valid]
+        counted = y if ignore_index is None else y[y != ignore_index]
         if counted.numel() > 0:
             lo, hi = _range_of(counted)
             if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
                 extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
                 raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
     w = check_sample_weight(fn, sample_weight, x.shape)
-    dtype = compute_dtype(x.dtype)
-    xc = x.to(dtype)
-    yc = y.to(dtype)
-    if valid is not None:
-        yc = torch.where(valid, yc, 0.0)
-    if label_smoothing:
-        yc = yc * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    weight = _combine_weight(w, valid, x.shape, dtype)
-    return SigmoidInputs(xc, yc, weight, x.dtype)
-
-
-def _combine_weight(w: Tensor | None, valid: Tensor | None, shape: torch.Size, dtype: torch.dtype) -> Tensor | None:
-    if w is None and valid is None:
-        return None
-    weight = torch.ones((), dtype=dtype, device=(valid if w is None else w).device) if w is None else w.to(dtype)
-    if valid is not None:
-        weight = torch.where(valid, weight, 0.0)
-    return weight.expand(shape)
+    return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), x.dtype)
 
 
 @dataclass
 class SoftmaxInputs:
-    """Inputs of a softmax-family loss, ready for the formula.
-
-    ``logits`` is ``(N, C, *)`` in the compute dtype. Exactly one of ``index`` (class ids
-    ``(N, *)``, ignored ones replaced by 0) and ``probs`` (``(N, C, *)``, label smoothing already
-    applied) is set. ``smoothing`` is the label smoothing still to apply to ``index`` targets.
-    ``weight`` is the per-element weight ``(N, *)`` (sample weight, 0 where ignored) or ``None``.
-    """
+    """Checked inputs of a softmax-family loss: ``logits`` ``(N, C, *)`` (class axis moved to 1), and
+    ``target`` either class ids ``(N, *)`` (``sparse``) or probabilities ``(N, C, *)``, as they came."""
 
     logits: Tensor
-    index: Tensor | None
-    probs: Tensor | None
-    class_weight: Tensor | None
-    smoothing: float
-    weight: Tensor | None
+    target: Tensor
+    sparse: bool
+    class_weight: Tensor | None  # in the compute dtype, on the logits' device
+    sample_weight: Tensor | None
+    ignore_index: int
+    dtype: torch.dtype
     out_dtype: torch.dtype
 
     @property
     def num_classes(self) -> int:
         return self.logits.shape[1]
-
-    @property
-    def loss_shape(self) -> torch.Size:
-        return self.logits.shape[:1] + self.logits.shape[2:]
 
 
 def softmax_inputs(
@@ -353,7 +324,6 @@ def softmax_inputs(
     *,
     class_weight: object = None,
     ignore_index: int = -100,
-    label_smoothing: float = 0.0,
     sample_weight: object = None,
     class_dim: int = 1,
 ) -> SoftmaxInputs:
@@ -380,11 +350,8 @@ def softmax_inputs(
     if cw is not None and cw.numel() != num_classes:
         raise ValueError(f"{fn}: class_weight must have one value per class ({num_classes}); got {cw.numel()}.")
     dtype = compute_dtype(x.dtype)
-    xc = x.to(dtype)
     if cw is not None:
         cw = cw.to(device=x.device, dtype=dtype)
-
-    index = probs = valid = None
     if probability_target:
         if t.shape != x.shape:
             if t.shape == loss_shape:
@@ -399,10 +366,6 @@ def softmax_inputs(
             lo, hi = _range_of(t)
             if not (lo >= 0.0 and hi <= 1.0):
                 raise ValueError(f"{fn}: probability target must be in [0, 1]; got values in [{lo:g}, {hi:g}].")
-        probs = t.to(dtype)
-        if label_smoothing:
-            probs = probs * (1.0 - label_smoothing) + label_smoothing / num_classes
-        smoothing = 0.0
     else:
         if t.dtype == torch.bool or t.dtype.is_complex:
             raise TypeError(f"{fn}: target must hold integer class ids or float probabilities; got {t.dtype}.")
@@ -411,9 +374,8 @@ def softmax_inputs(
                 f"{fn}: class-id target must have shape {tuple(loss_shape)} (logits {tuple(x.shape)} "
                 f"without the class axis); got {tuple(t.shape)}."
             )
-        valid = t != ignore_index
         if value_checks_enabled() and t.numel() > 0:
-            counted = t[valid]
+            counted = t[t != ignore_index]
             if counted.numel() > 0:
                 lo, hi = _range_of(counted)
                 if lo < 0 or hi >= num_classes:
@@ -421,84 +383,7 @@ def softmax_inputs(
                         f"{fn}: target must be in [0, {num_classes}) or ignore_index={ignore_index}; "
                         f"got values in [{int(lo)}, {int(hi)}]."
                     )
-        index = torch.where(valid, t, 0).long()
-        smoothing = float(label_smoothing)
+        if t.dtype != torch.long:
+            t = t.long()
     w = check_sample_weight(fn, sample_weight, loss_shape)
-    weight = _combine_weight(w, valid, loss_shape, dtype)
-    return SoftmaxInputs(xc, index, probs, cw, smoothing, weight, x.dtype)
-
-
-# ----------------------------------------------------------------------------------------------
-# reduction
-
-
-def reduce_loss(
-    loss: Tensor,
-    denominator: Tensor | None,
-    *,
-    reduction: str,
-    normalizer: float | Tensor | None,
-    out_dtype: torch.dtype,
-) -> Tensor:
-    """Reduce a weighted per-element loss.
-
-    ``loss`` already holds ``w·ℓ`` (0 where an element is ignored); ``denominator`` the
-    per-element weight that ``"mean"`` divides by (``None``: every element counts once).
-    ``"mean"`` is ``Σ w·ℓ / Σ w``, or ``Σ w·ℓ / normalizer``; nothing counted gives 0, not NaN.
-    """
-    if reduction == "none":
-        return loss.to(out_dtype)
-    total = loss.sum()
-    if reduction == "sum":
-        return total.to(out_dtype)
-    if normalizer is not None:
-        return (total / normalizer).to(out_dtype)
-    if denominator is None:
-        count = torch.tensor(float(loss.numel()), dtype=total.dtype, device=total.device)
-    else:
-        count = denominator.sum()
-    count = torch.where(count > 0, count, torch.ones_like(count))
-    return (total / count).to(out_dtype)
-
-
-def finish_sigmoid(inp: SigmoidInputs, loss: Tensor, *, reduction: str, normalizer: float | Tensor | None) -> Tensor:
-    """Apply the per-element weight of a sigmoid-family loss ``ℓ`` (logits' shape) and reduce."""
-    if inp.weight is not None:
-        loss = torch.where(inp.weight != 0, loss * inp.weight, 0.0)
-    return reduce_loss(loss, inp.weight, reduction=reduction, normalizer=normalizer, out_dtype=inp.out_dtype)
-
-
-def finish_softmax(
-    inp: SoftmaxInputs, per_class: Tensor, *, reduction: str, normalizer: float | Tensor | None
-) -> Tensor:
-    """Combine a softmax-family loss given per class and reduce it.
-
-    ``per_class[:, c]`` is the loss the element would have if ``c`` were its class. Class ids
-    pick their class (``ℓ = cw_t·f_t``); with label smoothing ``ε`` or probability targets ``q``
-    the loss is ``ℓ = Σ_c cw_c q_c f_c`` with ``q = (1−ε)·onehot + ε/C``. As in
-    :func:`torch.nn.functional.cross_entropy`, ``"mean"`` divides class-id losses by the summed
-    class weights of the targets and probability-target losses by the element count.
-    """
-    cw = inp.class_weight
-    view = (1, -1) + (1,) * (per_class.ndim - 2)
-    denominator: Tensor | None = inp.weight
-    if inp.index is not None:
-        target_weight = None if cw is None else cw[inp.index]
-        if inp.smoothing:
-            eps = inp.smoothing
-            weighted = per_class if cw is None else per_class * cw.view(view)
-            picked = weighted.gather(1, inp.index.unsqueeze(1)).squeeze(1)
-            loss = (1.0 - eps) * picked + (eps / inp.num_classes) * weighted.sum(1)
-        else:
-            loss = per_class.gather(1, inp.index.unsqueeze(1)).squeeze(1)
-            if target_weight is not None:
-                loss = loss * target_weight
-        if target_weight is not None:
-            denominator = target_weight if denominator is None else denominator * target_weight
-    else:
-        probs: Tensor = inp.probs  # type: ignore[assignment]  # set whenever index is not
-        q = probs if cw is None else probs * cw.view(view)
-        loss = (q * per_class).sum(1)
-    if inp.weight is not None:
-        loss = torch.where(inp.weight != 0, loss * inp.weight, 0.0)
-    return reduce_loss(loss, denominator, reduction=reduction, normalizer=normalizer, out_dtype=inp.out_dtype)
+    return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, x.dtype)

@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time and peak memory of the losses against the textbook formulas")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats")
     bench.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per case")
-    bench.add_argument("--only", nargs="*", default=None, help="loss names to run (default: all)")
+    bench.add_argument("--only", nargs="*", default=None,
+                       help="loss names to run: bce_smooth focal hard soft ghmc10 ghmc30 ce softmax_focal "
+                            "softmax_hard softmax_soft (default: all)")
+    bench.add_argument("--json", default=None, help="also write the raw numbers to this file")
     return parser
 
 

@@ -7,17 +7,12 @@ smoothing as Keras and PyTorch define it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import _inputs as I
+from .kernels import run_sigmoid, run_softmax
 
-__all__ = ["binary_cross_entropy", "cross_entropy", "sigmoid_bce_terms"]
-
-
-def sigmoid_bce_terms(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """``(−log σ(x), −log σ(−x))``: the loss of a positive and of a negative label."""
-    return -F.logsigmoid(logits), -F.logsigmoid(-logits)
+__all__ = ["binary_cross_entropy", "cross_entropy"]
 
 
 def binary_cross_entropy(
@@ -65,13 +60,9 @@ def binary_cross_entropy(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
-    pos, neg = sigmoid_bce_terms(inp.logits)
-    if pos_weight is not None:
-        pw = _check_pos_weight(fn, pos_weight, inp.logits)
-        pos = pos * pw
-    loss = inp.target * pos + (1.0 - inp.target) * neg
-    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
+    pw = None if pos_weight is None else _check_pos_weight(fn, pos_weight, inp.logits)
+    return run_sigmoid(inp, "bce", reduction=reduction, normalizer=norm, pos_weight=pw, label_smoothing=eps)
 
 
 def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Tensor | float:
@@ -87,7 +78,7 @@ def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Te
             f"with the last dimension); got {tuple(pos_weight.shape)}."
         )
     I.check_nonnegative(fn, "pos_weight", pos_weight)
-    return pos_weight.to(logits.dtype)
+    return pos_weight
 
 
 def cross_entropy(
@@ -135,9 +126,6 @@ def cross_entropy(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.softmax_inputs(
-        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
-        sample_weight=sample_weight, class_dim=class_dim,
-    )
-    per_class = -torch.log_softmax(inp.logits, 1)
-    return I.finish_softmax(inp, per_class, reduction=reduction, normalizer=norm)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
+                           sample_weight=sample_weight, class_dim=class_dim)
+    return run_softmax(inp, "ce", reduction=reduction, normalizer=norm, label_smoothing=eps)

@@ -7,12 +7,10 @@ The focal factor ``(1 − p_t)^γ`` is computed in log space, ``exp(γ·log(1 �
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import _inputs as I
-from ._math import focal_factor, log_one_minus_softmax, sigmoid_log_one_minus_pt
-from .cross_entropy import sigmoid_bce_terms
+from .kernels import run_sigmoid, run_softmax
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
 
@@ -64,13 +62,8 @@ def sigmoid_focal_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
-    x, y = inp.logits, inp.target
-    pos, neg = sigmoid_bce_terms(x)
-    loss = (y * pos + (1.0 - y) * neg) * focal_factor(sigmoid_log_one_minus_pt(x, y), g)
-    if a is not None:
-        loss = loss * (a * y + (1.0 - a) * (1.0 - y))
-    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
+    return run_sigmoid(inp, "focal", reduction=reduction, normalizer=norm, alpha=a, gamma=g, label_smoothing=eps)
 
 
 def softmax_focal_loss(
@@ -124,17 +117,8 @@ def softmax_focal_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.softmax_inputs(
-        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
-        sample_weight=sample_weight, class_dim=class_dim,
-    )
-    x = inp.logits
-    log_p = torch.log_softmax(x, 1)
-    per_class = -log_p * focal_factor(log_one_minus_softmax(x, log_p), g)
-    if isinstance(a, Tensor):
-        if a.numel() != inp.num_classes:
-            raise ValueError(f"{fn}: alpha must have one value per class ({inp.num_classes}); got {a.numel()}.")
-        per_class = per_class * a.to(device=x.device, dtype=x.dtype).view((1, -1) + (1,) * (x.ndim - 2))
-    elif a is not None:
-        per_class = per_class * a
-    return I.finish_softmax(inp, per_class, reduction=reduction, normalizer=norm)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
+                           sample_weight=sample_weight, class_dim=class_dim)
+    if isinstance(a, Tensor) and a.numel() != inp.num_classes:
+        raise ValueError(f"{fn}: alpha must have one value per class ({inp.num_classes}); got {a.numel()}.")
+    return run_softmax(inp, "focal", reduction=reduction, normalizer=norm, alpha=a, gamma=g, label_smoothing=eps)

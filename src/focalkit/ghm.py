@@ -12,61 +12,16 @@ the paper's form. The two differ by the constant factor ``bins / non-empty bins`
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+
 from torch import Tensor
 
 from . import _inputs as I
-from .cross_entropy import sigmoid_bce_terms
+from .kernels import SigmoidConfig, ghmc_bin_weights, run_sigmoid
 
-__all__ = ["BIN_NORMALIZATIONS", "ghmc_loss", "ghmc_weights"]
+__all__ = ["BIN_NORMALIZATIONS", "ghmc_loss"]
 
 BIN_NORMALIZATIONS = ("nonempty", "all")
-
-
-def ghmc_weights(
-    grad_norm: Tensor,
-    counted: Tensor,
-    bins: int,
-    *,
-    momentum: float = 0.0,
-    running_counts: Tensor | None = None,
-    bin_normalization: str = "nonempty",
-) -> tuple[Tensor, Tensor]:
-    """GHM-C weights ``β`` and the bin counts they were computed from, without host syncs.
-
-    Args:
-        grad_norm: ``g`` in ``[0, 1]``, any shape.
-        counted: same shape, 1 where the element takes part (not ignored, non-zero weight), else 0.
-        bins: number of equal bins on ``[0, 1]``; the top edge includes 1.
-        momentum: EMA factor ``m``; with ``m > 0`` the density is the running count
-            ``acc ← m·acc + (1−m)·count``, updated only for the bins that are non-empty now.
-        running_counts: ``acc`` before this batch (``[bins]``), needed when ``momentum > 0``.
-        bin_normalization: ``"nonempty"`` (the authors' code) or ``"all"`` (the paper).
-
-    Returns:
-        ``β`` (0 where not counted) and the counts used as density: this batch's counts, or the
-        updated running counts when ``momentum > 0``.
-    """
-    dtype = grad_norm.dtype
-    inner_edges = torch.arange(1, bins, dtype=dtype, device=grad_norm.device) / bins
-    index = torch.bucketize(grad_norm, inner_edges, right=True)  # the article's g >= edge[i] test
-    counts = torch.zeros(bins, dtype=dtype, device=grad_norm.device)
-    counts.scatter_add_(0, index.reshape(-1), counted.reshape(-1).to(dtype))
-    density = counts
-    if momentum > 0:
-        if running_counts is None:
-            raise ValueError("ghmc_weights: momentum > 0 needs running_counts; got None.")
-        previous = running_counts.to(dtype)
-        density = torch.where(counts > 0, momentum * previous + (1.0 - momentum) * counts, previous)
-    if bin_normalization == "nonempty":
-        divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
-    else:
-        divisor = torch.tensor(float(bins), dtype=dtype, device=grad_norm.device)
-    n_valid = counted.to(dtype).sum()
-    per_element = density[index]
-    is_counted = (counted != 0) & (per_element > 0)
-    beta = torch.where(is_counted, n_valid / torch.where(is_counted, per_element, 1.0) / divisor, 0.0)
-    return beta, density
 
 
 def ghmc_loss(
@@ -137,19 +92,22 @@ def _ghmc(
     normalizer: float | Tensor | None,
     momentum: float = 0.0,
     running_counts: Tensor | None = None,
+    sync: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The loss and the bin counts it used (the module keeps them when ``momentum > 0``)."""
+    """The loss and the bin counts it used (the module keeps them when ``momentum > 0``).
+
+    Two passes over the input, both chunked and free of host syncs: the histogram of ``g``
+    (``scatter_add`` into ``bins`` slots, optionally all-reduced by ``sync``), then the loss with
+    each element's ``β`` gathered from its bin.
+    """
     I.check_reduction(fn, reduction)
     b = check_ghmc_options(fn, bins, bin_normalization)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    x, y = inp.logits, inp.target
-    with torch.no_grad():
-        grad_norm = (torch.sigmoid(x) - y).abs()
-        counted = torch.ones_like(x) if inp.weight is None else (inp.weight != 0).to(x.dtype)
-        beta, density = ghmc_weights(grad_norm, counted, b, momentum=momentum, running_counts=running_counts,
-                                     bin_normalization=bin_normalization)
-    pos, neg = sigmoid_bce_terms(x)
-    loss = beta * (y * pos + (1.0 - y) * neg)
-    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm), density
+    cfg = SigmoidConfig("ghmc", reduction, inp.dtype, ignore_index=ignore, bins=b)
+    beta_bins, density = ghmc_bin_weights(cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum,
+                                          running_counts=running_counts, bin_normalization=bin_normalization,
+                                          sync=sync)
+    loss = run_sigmoid(inp, "ghmc", reduction=reduction, normalizer=norm, beta_bins=beta_bins, bins=b)
+    return loss, density

@@ -6,12 +6,10 @@ need many more iterations than its softened form.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import _inputs as I
-from ._math import heaviside
-from .cross_entropy import sigmoid_bce_terms
+from .kernels import run_sigmoid, run_softmax
 
 __all__ = ["sigmoid_hard_truncation_loss", "softmax_hard_truncation_loss"]
 
@@ -58,15 +56,8 @@ def sigmoid_hard_truncation_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
-    x, y = inp.logits, inp.target
-    pos, neg = sigmoid_bce_terms(x)
-    with torch.no_grad():
-        p = torch.sigmoid(x)
-        keep_pos = heaviside(m - p)
-        keep_neg = heaviside(p - (1.0 - m))
-    loss = y * keep_pos * pos + (1.0 - y) * keep_neg * neg
-    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
+    return run_sigmoid(inp, "hard", reduction=reduction, normalizer=norm, threshold=m, label_smoothing=eps)
 
 
 def softmax_hard_truncation_loss(
@@ -109,11 +100,6 @@ def softmax_hard_truncation_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.softmax_inputs(
-        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
-        sample_weight=sample_weight, class_dim=class_dim,
-    )
-    log_p = torch.log_softmax(inp.logits, 1)
-    with torch.no_grad():
-        keep = heaviside(m - log_p.exp())
-    return I.finish_softmax(inp, -log_p * keep, reduction=reduction, normalizer=norm)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
+                           sample_weight=sample_weight, class_dim=class_dim)
+    return run_softmax(inp, "hard", reduction=reduction, normalizer=norm, threshold=m, label_smoothing=eps)

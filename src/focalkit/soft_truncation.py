@@ -6,12 +6,10 @@ sigmoid form equals focal loss with ``γ = 1`` (and no ``α``).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import _inputs as I
-from ._math import log_one_minus_softmax
-from .cross_entropy import sigmoid_bce_terms
+from .kernels import run_sigmoid, run_softmax
 
 __all__ = ["sigmoid_soft_truncation_loss", "softmax_soft_truncation_loss"]
 
@@ -58,11 +56,8 @@ def sigmoid_soft_truncation_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore, label_smoothing=eps)
-    x, y = inp.logits, inp.target
-    pos, neg = sigmoid_bce_terms(x)
-    loss = y * torch.sigmoid(-kk * x) * pos + (1.0 - y) * torch.sigmoid(kk * x) * neg
-    return I.finish_sigmoid(inp, loss, reduction=reduction, normalizer=norm)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
+    return run_sigmoid(inp, "soft", reduction=reduction, normalizer=norm, k=kk, label_smoothing=eps)
 
 
 def softmax_soft_truncation_loss(
@@ -116,15 +111,7 @@ def softmax_soft_truncation_loss(
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.softmax_inputs(
-        fn, logits, target, class_weight=class_weight, ignore_index=ignore, label_smoothing=eps,
-        sample_weight=sample_weight, class_dim=class_dim,
-    )
-    x = inp.logits
-    log_p = torch.log_softmax(x, 1)
-    if weighting == "softmax":
-        soft = torch.softmax(-kk * x, 1)
-    else:
-        kx = kk * x
-        soft = log_one_minus_softmax(kx, torch.log_softmax(kx, 1)).exp()
-    return I.finish_softmax(inp, -log_p * soft, reduction=reduction, normalizer=norm)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
+                           sample_weight=sample_weight, class_dim=class_dim)
+    family = "soft" if weighting == "softmax" else "complement"
+    return run_softmax(inp, family, reduction=reduction, normalizer=norm, k=kk, label_smoothing=eps)

@@ -1,0 +1,320 @@
+"""``focalkit bench``: time and peak memory of the losses against the textbook formulas, same run.
+
+Each (loss, shape, implementation) runs in two fresh subprocesses. The timing one runs forward +
+backward ``warmup + repeats`` times and reports the median. The memory one runs with glibc's mmap
+threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``), so that every block the loss allocates is
+mapped on allocation and unmapped on free and the resident set follows live memory; it hands freed
+memory back (``malloc_trim``), reads the resident set, runs forward + backward twice, and reports
+the process's high-water mark (``ru_maxrss``) minus that resident set: every byte the loss and its
+backward held at once, the gradient included. Ratios are against the textbook
+eager formula measured in the same invocation, on the same machine, with the same thread count.
+
+Implementations: ``focalkit`` (the default fused path), ``focalkit+compile`` (``torch.compile`` of
+the same function: opt-in, its first call's compile time reported separately), ``textbook`` (the
+formula as blog posts and torchvision write it, in eager PyTorch; for GHM-C the per-bin Python loop
+of the article), and the peers ``kornia`` and ``monai`` where they have the loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+__all__ = ["CASES", "run_bench"]
+
+SHAPES = {
+    "detection": (100_000, 80),
+    "segmentation": (8, 1, 512, 512),
+    "multiclass": (2, 19, 512, 1024),
+    "sequence": (32, 512, 9),
+}
+QUICK_SHAPES = {
+    "detection": (20_000, 80),
+    "segmentation": (2, 1, 256, 256),
+    "multiclass": (1, 19, 128, 256),
+    "sequence": (16, 128, 9),
+}
+SIGMOID = ["bce_smooth", "focal", "hard", "soft", "ghmc10", "ghmc30"]
+SOFTMAX = ["ce", "softmax_focal", "softmax_hard", "softmax_soft"]
+PEERS = {"focal": ["kornia", "monai"], "softmax_focal": ["kornia", "monai"]}
+COMPILED = {("focal", "detection"), ("bce_smooth", "detection"), ("focal", "segmentation"),
+            ("softmax_focal", "multiclass")}
+CASES = [(loss, shape) for shape in ("detection", "segmentation") for loss in SIGMOID] + [
+    (loss, shape) for shape in ("multiclass", "sequence") for loss in SOFTMAX]
+
+
+# ---------------------------------------------------------------------------------------------- child side
+
+
+def _inputs(shape_name: str, shape: tuple[int, ...]):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g)
+    if shape_name in {"detection", "segmentation"}:
+        y = (torch.rand(shape, generator=g) < (0.01 if shape_name == "detection" else 0.1)).float()
+    elif shape_name == "multiclass":
+        y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    else:  # sequence [B, T, C]: tags per token
+        y = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    return x, y
+
+
+def _textbook(loss: str, shape_name: str):
+    import torch
+    import torch.nn.functional as F
+
+    def bce_smooth(x, y):
+        return F.binary_cross_entropy_with_logits(x, y * 0.9 + 0.05)
+
+    def focal(x, y, alpha=0.25, gamma=2.0):  # torchvision.ops.sigmoid_focal_loss
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        p_t = p * y + (1 - p) * (1 - y)
+        loss = ce * ((1 - p_t) ** gamma)
+        alpha_t = alpha * y + (1 - alpha) * (1 - y)
+        return (alpha_t * loss).mean()
+
+    def hard(x, y, m=0.5):
+        p = torch.sigmoid(x)
+        lam_pos = (p < m).float()
+        lam_neg = (p > 1 - m).float()
+        return (-y * lam_pos * F.logsigmoid(x) - (1 - y) * lam_neg * F.logsigmoid(-x)).mean()
+
+    def soft(x, y, k=2.0):
+        return (-y * torch.sigmoid(-k * x) * F.logsigmoid(x) - (1 - y) * torch.sigmoid(k * x) * F.logsigmoid(-x)).mean()
+
+    def ghmc(bins):
+        def loop(pred, target):  # seed 003 / mmdetection: one pass and one host sync per bin
+            edges = torch.arange(bins + 1).float() / bins
+            edges[-1] += 1e-6
+            weights = torch.zeros_like(pred)
+            g = torch.abs(pred.sigmoid().detach() - target)
+            tot = pred.numel()
+            n = 0
+            for i in range(bins):
+                inds = (g >= edges[i]) & (g < edges[i + 1])
+                num_in_bin = inds.sum().item()
+                if num_in_bin > 0:
+                    weights[inds] = tot / num_in_bin
+                    n += 1
+            if n > 0:
+                weights = weights / n
+            return F.binary_cross_entropy_with_logits(pred, target, weights, reduction="sum") / tot
+        return loop
+
+    def classes_first(x):
+        return x.transpose(1, 2) if shape_name == "sequence" else x
+
+    def ce(x, t):
+        return F.cross_entropy(classes_first(x), t)
+
+    def softmax_weighted(weight_fn):
+        def fn(x, t):
+            x = classes_first(x)
+            logp = F.log_softmax(x, 1)
+            logpt = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+            return -(weight_fn(x, t, logpt) * logpt).mean()
+        return fn
+
+    table = {
+        "bce_smooth": bce_smooth, "focal": focal, "hard": hard, "soft": soft, "ghmc10": ghmc(10),
+        "ghmc30": ghmc(30), "ce": ce,
+        "softmax_focal": softmax_weighted(lambda x, t, logpt: (1 - logpt.exp()) ** 2),
+        "softmax_hard": softmax_weighted(lambda x, t, logpt: (logpt.exp() < 0.5).float()),
+        "softmax_soft": softmax_weighted(
+            lambda x, t, logpt: torch.softmax(-x, 1).gather(1, t.unsqueeze(1)).squeeze(1)),
+    }
+    return table[loss]
+
+
+def _focalkit(loss: str, shape_name: str):
+    import focalkit as fk
+
+    seq = {"class_dim": -1} if shape_name == "sequence" else {}
+    table = {
+        "bce_smooth": lambda x, y: fk.binary_cross_entropy(x, y, label_smoothing=0.1),
+        "focal": lambda x, y: fk.sigmoid_focal_loss(x, y),
+        "hard": lambda x, y: fk.sigmoid_hard_truncation_loss(x, y),
+        "soft": lambda x, y: fk.sigmoid_soft_truncation_loss(x, y, k=2.0),
+        "ghmc10": lambda x, y: fk.ghmc_loss(x, y, bins=10),
+        "ghmc30": lambda x, y: fk.ghmc_loss(x, y, bins=30),
+        "ce": lambda x, t: fk.cross_entropy(x, t, **seq),
+        "softmax_focal": lambda x, t: fk.softmax_focal_loss(x, t, **seq),
+        "softmax_hard": lambda x, t: fk.softmax_hard_truncation_loss(x, t, **seq),
+        "softmax_soft": lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=1.0, **seq),
+    }
+    return table[loss]
+
+
+def _peer(name: str, loss: str, shape_name: str):
+    import torch.nn.functional as F
+
+    if name == "kornia":
+        import kornia
+
+        if loss == "focal":
+            return lambda x, y: kornia.losses.binary_focal_loss_with_logits(x, y, alpha=0.25, gamma=2.0,
+                                                                           reduction="mean")
+        return lambda x, t: kornia.losses.focal_loss(x.transpose(1, 2) if shape_name == "sequence" else x, t,
+                                                     alpha=None, gamma=2.0, reduction="sum") / t.numel()
+    from monai.losses import FocalLoss
+
+    if loss == "focal":
+        sigmoid_loss = FocalLoss(use_softmax=False, gamma=2.0, alpha=0.25, reduction="mean")
+        return sigmoid_loss
+    softmax_loss = FocalLoss(use_softmax=True, gamma=2.0, reduction="sum")
+
+    def monai_softmax(x, t):
+        x = x.transpose(1, 2) if shape_name == "sequence" else x
+        return softmax_loss(x, F.one_hot(t, x.shape[1]).movedim(-1, 1).float()) / t.numel()
+
+    return monai_softmax
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _trim() -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    x, y = _inputs(spec["shape_name"], tuple(spec["shape"]))
+    impl = spec["impl"]
+    if impl == "textbook":
+        fn = _textbook(spec["loss"], spec["shape_name"])
+    elif impl.startswith("focalkit"):
+        fn = _focalkit(spec["loss"], spec["shape_name"])
+        if impl == "focalkit+compile":
+            fn = torch.compile(fn)
+    else:
+        fn = _peer(impl, spec["loss"], spec["shape_name"])
+    x.requires_grad_(True)
+    first = None
+    if impl == "focalkit+compile":
+        start = time.perf_counter()
+        fn(x, y).backward()
+        first = time.perf_counter() - start
+        x.grad = None
+    _trim()
+    before = _rss_bytes()
+    times = []
+    for i in range(spec["warmup"] + spec["repeats"]):
+        start = time.perf_counter()
+        fn(x, y).backward()
+        elapsed = time.perf_counter() - start
+        x.grad = None
+        if i >= spec["warmup"]:
+            times.append(elapsed)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    times.sort()
+    return {"ms": 1000 * times[len(times) // 2], "peak_mib": max(peak, 0) / 2**20,
+            "input_mib": x.numel() * x.element_size() / 2**20, "first_call_s": first}
+
+
+# ---------------------------------------------------------------------------------------------- parent side
+
+
+def _run_child(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    code = "import json,sys; from focalkit.bench import child; print(json.dumps(child(json.loads(sys.argv[1]))))"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
+                          check=False, timeout=1800, env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_TOP_PAD_": "0"}
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time from a normal child, peak memory from a child whose allocations map and unmap eagerly."""
+    timing = _run_child(spec)
+    if "error" in timing:
+        return timing
+    memory = _run_child({**spec, "repeats": 1, "warmup": 1}, MEMORY_ENV)
+    if "error" in memory:
+        return memory
+    return {**timing, "peak_mib": memory["peak_mib"]}
+
+
+def _peer_available(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    threads = int(os.environ.get("FOCALKIT_BENCH_THREADS", min(2, os.cpu_count() or 1)))
+    repeats = args.repeats or (3 if args.quick else 7)
+    only = set(args.only) if args.only else None
+    console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), "
+                  f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; forward + backward, "
+                  f"median of {repeats}; peak = resident high-water mark over the runs minus the set before them")
+    rows = []
+    for loss, shape_name in CASES:
+        if only and loss not in only:
+            continue
+        impls = ["textbook", "focalkit"]
+        if (loss, shape_name) in COMPILED:
+            impls.append("focalkit+compile")
+        impls += [p for p in PEERS.get(loss, []) if _peer_available(p)]
+        results = {}
+        for impl in impls:
+            spec = {"loss": loss, "shape_name": shape_name, "shape": shapes[shape_name], "impl": impl,
+                    "threads": threads, "repeats": repeats, "warmup": 1}
+            results[impl] = measure(spec)
+            console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(results[impl])}", highlight=False)
+        rows.append((loss, shape_name, results))
+    table = Table(title="ratios against the textbook eager formula, measured in this run (higher is better)")
+    for col in ("loss", "shape", "impl", "ms", "peak MiB", "peak / input", "speed-up", "memory saving", "note"):
+        table.add_column(col, no_wrap=True)
+    for loss, shape_name, results in rows:
+        base = results["textbook"]
+        for impl, r in results.items():
+            if "error" in r:
+                table.add_row(loss, shape_name, impl, "-", "-", "-", "-", "-", r["error"][:40])
+                continue
+            speed = base["ms"] / r["ms"] if "ms" in base else float("nan")
+            saving = base["peak_mib"] / max(r["peak_mib"], 1e-9) if "peak_mib" in base else float("nan")
+            note = f"first call {r['first_call_s']:.1f} s" if r.get("first_call_s") else ""
+            table.add_row(loss, shape_name, impl, f"{r['ms']:.1f}", f"{r['peak_mib']:.0f}",
+                          f"{r['peak_mib'] / r['input_mib']:.2f}", f"{speed:.2f}x", f"{saving:.2f}x", note)
+    console.print(table)
+    if getattr(args, "json", None):
+        with open(args.json, "w") as fh:
+            json.dump([{"loss": a, "shape": b, "results": c} for a, b, c in rows], fh, indent=2)
+    return 0
+
+
+def _fmt(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"error: {r['error'][:80]}"
+    extra = f", first call {r['first_call_s']:.1f} s" if r.get("first_call_s") else ""
+    return f"{r['ms']:8.1f} ms  {r['peak_mib']:7.0f} MiB{extra}"

@@ -1,0 +1,42 @@
+"""Kernels that evaluate the math core fast: fused, chunked autograd Functions on any device.
+
+The loss modules call :func:`run_sigmoid` / :func:`run_softmax` with checked inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from .._inputs import SigmoidInputs, SoftmaxInputs
+from .fused import SigmoidConfig, SoftmaxConfig, ghmc_bin_weights, sigmoid_loss, softmax_loss
+
+__all__ = ["SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "run_sigmoid", "run_softmax"]
+
+
+def run_sigmoid(inp: SigmoidInputs, family: str, *, reduction: str, normalizer: float | Tensor | None,
+                pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None, **params: Any) -> Tensor:
+    cfg = SigmoidConfig(family, reduction, inp.dtype, ignore_index=inp.ignore_index, **params)
+    return sigmoid_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, pos_weight=pos_weight,
+                        beta_bins=beta_bins, normalizer=normalizer, out_dtype=inp.out_dtype)
+
+
+def run_softmax(inp: SoftmaxInputs, family: str, *, reduction: str, normalizer: float | Tensor | None,
+                alpha: float | Tensor | None = None, **params: Any) -> Tensor:
+    """``alpha`` (scalar or per class) and the class weights both scale the per-class target weights."""
+    factor = inp.class_weight
+    if isinstance(alpha, Tensor):
+        alpha = alpha.to(device=inp.logits.device, dtype=inp.dtype)
+        factor = alpha if factor is None else factor * alpha
+    elif alpha is not None:
+        factor = _full(inp, alpha) if factor is None else factor * alpha
+    cfg = SoftmaxConfig(family, reduction, inp.dtype, ignore_index=inp.ignore_index, sparse=inp.sparse, **params)
+    return softmax_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, class_factor=factor,
+                        class_weight=inp.class_weight, normalizer=normalizer, out_dtype=inp.out_dtype)
+
+
+def _full(inp: SoftmaxInputs, value: float) -> Tensor:
+    import torch
+
+    return torch.full((inp.num_classes,), value, dtype=inp.dtype, device=inp.logits.device)

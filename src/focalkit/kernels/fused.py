@@ -1,0 +1,360 @@
+"""Fused autograd Functions: the math core evaluated chunk by chunk, the gradient computed in forward.
+
+Why chunks: on a CPU an elementwise op over a 30 MiB tensor is bound by memory traffic and by
+page faults on freshly allocated outputs. Evaluating the whole formula (loss *and* its closed-form
+gradient, :mod:`focalkit._formulas`) on slices of ~128k elements keeps every temporary in cache and
+reuses the same small allocations, so a dozen ops cost little more than one pass over memory. Only
+the gradient is kept for backward (one input-sized buffer); backward multiplies it by the
+incoming gradient. Nothing input-sized is allocated besides the gradient (and the per-element
+output of ``reduction="none"``).
+
+Second derivatives (``create_graph=True``) go through autograd over the same formula, evaluated
+whole, so ``gradgradcheck`` holds as well.
+
+Under ``torch.compile`` the formula is traced whole (one chunk): Inductor fuses it into one loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._formulas import sigmoid_terms, softmax_terms, softmax_terms_sparse
+from .ops import TINY, TorchOps
+
+__all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss"]
+
+CHUNK_ELEMENTS = 1 << 17
+
+
+def _chunk() -> int | None:
+    return None if torch.compiler.is_compiling() else CHUNK_ELEMENTS
+
+
+@dataclass(frozen=True)
+class SigmoidConfig:
+    family: str
+    reduction: str
+    dtype: torch.dtype
+    alpha: float | None = None
+    gamma: float = 2.0
+    threshold: float = 0.5
+    k: float = 1.0
+    label_smoothing: float = 0.0
+    ignore_index: int | None = None
+    bins: int = 1
+
+
+def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
+    """A weight broadcast to ``shape`` and flattened (a copy only when it is really broadcast)."""
+    if t is None:
+        return None
+    return t.expand(shape).reshape(-1)
+
+
+def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
+    """Bin ``floor(g · bins)`` of ``g = |σ(x) − y|``, the top edge included: the article's
+    ``edges[i] <= g < edges[i+1]`` test but for ``g`` within a rounding error of an edge."""
+    g = (torch.sigmoid(x) - y).abs_().mul_(bins)
+    return g.to(torch.int64).clamp_(max=bins - 1)
+
+
+def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
+                   beta_bins: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Loss (weighted), gradient (weighted) and the weight of one slice."""
+    dtype = cfg.dtype
+    xc = x.to(dtype)
+    yc = y_raw.to(dtype)
+    if cfg.ignore_index is not None:
+        valid = y_raw != cfg.ignore_index
+        yc = torch.where(valid, yc, 0.0)
+        w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
+    elif w is not None:
+        w = w.to(dtype)
+    beta = None
+    if cfg.family == "ghmc":
+        counted = torch.ones_like(xc) if w is None else (w != 0).to(dtype)
+        beta = beta_bins[_grad_norm_bins(xc, yc, cfg.bins)] * counted  # type: ignore[index]
+    if cfg.label_smoothing:
+        yc = yc * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
+    if isinstance(pw, Tensor):
+        pw = pw.to(dtype)
+    loss, grad, _ = sigmoid_terms(TorchOps, cfg.family, xc, yc, order=order, pos_weight=pw, alpha=cfg.alpha,
+                                  gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k, beta=beta, tiny=TINY[dtype])
+    if w is not None:
+        loss = loss * w
+        grad = grad * w if grad is not None else None
+    return loss, grad, w
+
+
+def _reduce_scale(cfg_reduction: str, count: Tensor, normalizer: float | Tensor | None) -> Tensor:
+    if cfg_reduction == "sum":
+        return torch.ones_like(count)
+    if normalizer is not None:
+        return 1.0 / torch.as_tensor(normalizer, dtype=count.dtype, device=count.device)
+    return 1.0 / torch.where(count > 0, count, torch.ones_like(count))
+
+
+class _SigmoidLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Tensor | float | None,
+                beta_bins: Tensor | None, cfg: SigmoidConfig, normalizer: float | Tensor | None,
+                out_dtype: torch.dtype) -> Tensor:
+        shape = x.shape
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        wf = _flat(weight, shape)
+        pwf = _flat(pos_weight, shape) if isinstance(pos_weight, Tensor) else pos_weight
+        n = xf.numel()
+        chunk = _chunk() or max(n, 1)
+        grad_buf = torch.empty(n, dtype=x.dtype, device=x.device)
+        none = cfg.reduction == "none"
+        out = torch.empty(n, dtype=out_dtype, device=x.device) if none else None
+        acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
+        total = torch.zeros((), dtype=acc_dtype, device=x.device)
+        count = torch.zeros((), dtype=acc_dtype, device=x.device)
+        for start in range(0, n, chunk):
+            sl = slice(start, start + chunk)
+            loss, grad, w = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
+                                           pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1)
+            grad_buf[sl] = grad
+            if none:
+                out[sl] = loss  # type: ignore[index]
+            else:
+                total += loss.sum(dtype=acc_dtype)
+                count += w.sum(dtype=acc_dtype) if w is not None else loss.numel()
+        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer)
+        ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
+        ctx.pos_weight = pos_weight if not isinstance(pos_weight, Tensor) else None
+        ctx.save_for_backward(grad_buf, scale, x, y, weight, pos_weight if isinstance(pos_weight, Tensor) else None,
+                              beta_bins)
+        if none:
+            return out.view(shape)  # type: ignore[union-attr]
+        return (total * scale).to(out_dtype)
+
+    @staticmethod
+    def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
+        grad_buf, scale, x, y, weight, pos_weight, beta_bins = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
+            pw = pos_weight if pos_weight is not None else ctx.pos_weight
+            with torch.enable_grad():
+                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
+            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            return g, None, None, None, None, None, None, None
+        if ctx.cfg.reduction == "none":
+            g = grad_buf * gout.reshape(-1).to(grad_buf.dtype)
+        else:
+            g = grad_buf * (gout * scale).to(grad_buf.dtype)
+        return g.view(ctx.shape), None, None, None, None, None, None, None
+
+
+def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any,
+                      beta_bins: Tensor | None, normalizer: float | Tensor | None, out_dtype: torch.dtype) -> Tensor:
+    """The same loss through plain autograd (whole tensors): second derivatives and cross-checks."""
+    w = None if weight is None else weight.expand(x.shape)
+    pw = pos_weight.expand(x.shape) if isinstance(pos_weight, Tensor) else pos_weight
+    loss, _, w = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0)
+    if cfg.reduction == "none":
+        return loss.to(out_dtype)
+    count = w.sum() if w is not None else torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+    return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer)).to(out_dtype)
+
+
+def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
+                     running_counts: Tensor | None = None, bin_normalization: str = "nonempty",
+                     sync: Any = None) -> tuple[Tensor, Tensor]:
+    """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, and the density used.
+
+    Counts come from ``scatter_add`` into ``bins`` slots, chunk by chunk: no host sync, no loop
+    over bins. ``sync`` (a callable on a tensor), when given, all-reduces the counts and ``N``.
+    """
+    dtype = cfg.dtype
+    bins = cfg.bins
+    counts = torch.zeros(bins, dtype=dtype, device=x.device)
+    n_valid = torch.zeros((), dtype=dtype, device=x.device)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    wf = _flat(weight, x.shape)
+    chunk = _chunk() or max(xf.numel(), 1)
+    with torch.no_grad():
+        for start in range(0, xf.numel(), chunk):
+            sl = slice(start, start + chunk)
+            xc, yr = xf[sl].to(dtype), yf[sl]
+            yc = yr.to(dtype)
+            counted = torch.ones_like(xc) if wf is None else (wf[sl] != 0).to(dtype)
+            if cfg.ignore_index is not None:
+                valid = yr != cfg.ignore_index
+                yc = torch.where(valid, yc, 0.0)
+                counted = counted * valid
+            index = _grad_norm_bins(xc, yc, bins)
+            if x.device.type == "cpu" and not torch.compiler.is_compiling():
+                counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
+            else:
+                counts.scatter_add_(0, index, counted)
+            n_valid += counted.sum()
+        if sync is not None:
+            counts, n_valid = sync(counts), sync(n_valid)
+        density = counts
+        if momentum > 0:
+            previous = running_counts.to(device=x.device, dtype=dtype)  # type: ignore[union-attr]
+            density = torch.where(counts > 0, momentum * previous + (1.0 - momentum) * counts, previous)
+        if bin_normalization == "nonempty":
+            divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
+        else:
+            divisor = torch.tensor(float(bins), dtype=dtype, device=x.device)
+        beta_bins = torch.where(density > 0, n_valid / torch.where(density > 0, density, 1.0) / divisor, 0.0)
+    return beta_bins, density
+
+
+def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | None = None,
+                 pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None,
+                 normalizer: float | Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+    return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, cfg, normalizer, out_dtype or x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------- softmax
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig:
+    family: str  # ce, focal, hard, soft, complement
+    reduction: str
+    dtype: torch.dtype
+    gamma: float = 2.0
+    threshold: float = 0.5
+    k: float = 1.0
+    label_smoothing: float = 0.0
+    ignore_index: int = -100
+    sparse: bool = True
+
+
+def _dense(cfg: SoftmaxConfig, x: Tensor, q: Tensor, class_factor: Tensor | None,
+           order: int) -> tuple[Tensor, Tensor | None]:
+    if class_factor is not None:
+        q = q * class_factor.view(1, -1, 1)
+    return softmax_terms(TorchOps, cfg.family, x, q, axis=1, order=order, gamma=cfg.gamma, threshold=cfg.threshold,
+                         k=cfg.k)
+
+
+def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, class_factor: Tensor | None,
+                   class_weight: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor]:
+    """One slice ``x`` ``(n, C, s)``: weighted loss ``(n, s)``, weighted gradient, and the mean's weight."""
+    dtype = cfg.dtype
+    xc = x.to(dtype)
+    num_classes = xc.shape[1]
+    if cfg.sparse:
+        valid = t != cfg.ignore_index
+        idx = torch.where(valid, t, 0).unsqueeze(1)
+        w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
+        den = w if class_weight is None else w * class_weight[idx.squeeze(1)]
+        if not cfg.label_smoothing:  # only the target's weight is needed
+            qt = 1.0 if class_factor is None else class_factor[idx]
+            loss, grad = softmax_terms_sparse(TorchOps, cfg.family, xc, idx, qt, axis=1, order=order,
+                                              gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k)
+            loss = loss.squeeze(1)
+        else:
+            eps = cfg.label_smoothing
+            q = torch.full_like(xc, eps / num_classes).scatter_add_(
+                1, idx, torch.full(idx.shape, 1.0 - eps, dtype=dtype, device=xc.device))
+            loss, grad = _dense(cfg, xc, q, class_factor, order)
+    else:
+        q = t.to(dtype)
+        if cfg.label_smoothing:
+            q = q * (1.0 - cfg.label_smoothing) + cfg.label_smoothing / num_classes
+        w = None if w is None else w.to(dtype)
+        den = torch.ones(xc.shape[0], xc.shape[2], dtype=dtype, device=xc.device) if w is None else w
+        loss, grad = _dense(cfg, xc, q, class_factor, order)
+    if w is not None:
+        loss = loss * w
+        grad = grad * w.unsqueeze(1) if grad is not None else None
+    return loss, grad, den
+
+
+class _SoftmaxLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
+                class_weight: Tensor | None, cfg: SoftmaxConfig, normalizer: float | Tensor | None,
+                out_dtype: torch.dtype) -> Tensor:
+        shape = x.shape
+        n, c = shape[0], shape[1]
+        s = max(1, x.numel() // max(n * c, 1))
+        x3 = x.reshape(n, c, s)
+        t3 = t.reshape(n, c, s) if not cfg.sparse else t.reshape(n, s)
+        w2 = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
+        grad_buf = torch.empty((n, c, s), dtype=x.dtype, device=x.device)
+        none = cfg.reduction == "none"
+        out = torch.empty((n, s), dtype=out_dtype, device=x.device) if none else None
+        acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
+        total = torch.zeros((), dtype=acc_dtype, device=x.device)
+        count = torch.zeros((), dtype=acc_dtype, device=x.device)
+        chunk = _chunk()
+        per = max(1, (chunk or x.numel() or 1) // max(c, 1))  # positions per slice
+        for r0, r1, s0, s1 in _slices(n, s, per):
+            loss, grad, den = _softmax_chunk(cfg, x3[r0:r1, :, s0:s1],
+                                             t3[r0:r1, s0:s1] if cfg.sparse else t3[r0:r1, :, s0:s1],
+                                             None if w2 is None else w2[r0:r1, s0:s1], class_factor, class_weight,
+                                             order=1)
+            grad_buf[r0:r1, :, s0:s1] = grad
+            if none:
+                out[r0:r1, s0:s1] = loss  # type: ignore[index]
+            else:
+                total += loss.sum(dtype=acc_dtype)
+                count += den.sum(dtype=acc_dtype)
+        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer)
+        ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
+        ctx.save_for_backward(grad_buf, scale, x, t, weight, class_factor, class_weight)
+        if none:
+            return out.view(shape[:1] + shape[2:])  # type: ignore[union-attr]
+        return (total * scale).to(out_dtype)
+
+    @staticmethod
+    def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
+        grad_buf, scale, x, t, weight, class_factor, class_weight = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                value = softmax_reference(ctx.cfg, x, t, weight, class_factor, class_weight, ctx.normalizer,
+                                          ctx.out_dtype)
+            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            return g, None, None, None, None, None, None, None
+        n, _, s = grad_buf.shape
+        if ctx.cfg.reduction == "none":
+            g = grad_buf * gout.reshape(n, 1, s).to(grad_buf.dtype)
+        else:
+            g = grad_buf * (gout * scale).to(grad_buf.dtype)
+        return g.view(ctx.shape), None, None, None, None, None, None, None
+
+
+def _slices(n: int, s: int, per: int):
+    """(row0, row1, pos0, pos1) slices of an ``(n, ·, s)`` layout holding about ``per`` positions each."""
+    if s >= per:
+        for r in range(n):
+            for s0 in range(0, s, per):
+                yield r, r + 1, s0, min(s0 + per, s)
+    else:
+        rows = max(1, per // s)
+        for r0 in range(0, n, rows):
+            yield r0, min(r0 + rows, n), 0, s
+
+
+def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
+                      class_weight: Tensor | None, normalizer: float | Tensor | None,
+                      out_dtype: torch.dtype) -> Tensor:
+    """The same loss through plain autograd (whole tensors)."""
+    shape = x.shape
+    n, c = shape[0], shape[1]
+    s = max(1, x.numel() // max(n * c, 1))
+    w = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
+    loss, _, den = _softmax_chunk(cfg, x.reshape(n, c, s), t.reshape(n, s) if cfg.sparse else t.reshape(n, c, s),
+                                  w, class_factor, class_weight, order=0)
+    if cfg.reduction == "none":
+        return loss.reshape(shape[:1] + shape[2:]).to(out_dtype)
+    return (loss.sum() * _reduce_scale(cfg.reduction, den.sum(), normalizer)).to(out_dtype)
+
+
+def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | None = None,
+                 class_factor: Tensor | None = None, class_weight: Tensor | None = None,
+                 normalizer: float | Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+    """``class_factor``: α per class times class weights (enters the loss); ``class_weight``: also the mean's
+    denominator for class-id targets."""
+    return _SoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype or x.dtype)

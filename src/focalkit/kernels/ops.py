@@ -1,0 +1,132 @@
+"""Ops namespaces the math core (:mod:`focalkit._formulas`) is evaluated with: PyTorch and NumPy.
+
+(The Keras face brings its own, over ``keras.ops``.) Each is a handful of functions with the
+same names and meaning; axis arguments are positional ints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["NumpyOps", "TorchOps"]
+
+
+class TorchOps:
+    """The math core on torch tensors (used inside the fused autograd Functions and for autograd)."""
+
+    exp = staticmethod(torch.exp)
+    log1p = staticmethod(torch.log1p)
+    sigmoid = staticmethod(torch.sigmoid)
+    ones_like = staticmethod(torch.ones_like)
+    log_softmax = staticmethod(torch.log_softmax)
+    softmax = staticmethod(torch.softmax)
+
+    @staticmethod
+    def softplus(x: torch.Tensor) -> torch.Tensor:
+        # torch returns x itself past the threshold: exact once e^{-x} is below the dtype's resolution
+        return F.softplus(x, threshold=37.0 if x.dtype == torch.float64 else 20.0)
+
+    @staticmethod
+    def where(cond, a, b):
+        return torch.where(cond, a, b)
+
+    @staticmethod
+    def maximum(x: torch.Tensor, floor: float) -> torch.Tensor:
+        return torch.clamp_min(x, floor)
+
+    @staticmethod
+    def power(x: torch.Tensor, exponent: float) -> torch.Tensor:
+        return torch.pow(x, exponent)
+
+    @staticmethod
+    def logsumexp(x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.logsumexp(x, axis, keepdim=True)
+
+    @staticmethod
+    def sum(x: torch.Tensor, axis: int, keepdims: bool = False) -> torch.Tensor:
+        return x.sum(axis, keepdim=keepdims)
+
+    @staticmethod
+    def one_hot_argmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.zeros_like(x, dtype=torch.bool).scatter_(axis, x.argmax(axis, keepdim=True), True)
+
+    log = staticmethod(torch.log)
+
+    @staticmethod
+    def max(x: torch.Tensor, axis: int) -> torch.Tensor:
+        return x.amax(axis, keepdim=True)
+
+    @staticmethod
+    def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+        return x.gather(axis, index)
+
+    @staticmethod
+    def index_mask(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.zeros_like(x, dtype=torch.bool).scatter_(axis, index, True)
+
+
+class NumpyOps:
+    """The math core on float64 NumPy arrays (gradient-boosting objectives)."""
+
+    exp = staticmethod(np.exp)
+    log1p = staticmethod(np.log1p)
+    ones_like = staticmethod(np.ones_like)
+    where = staticmethod(np.where)
+    power = staticmethod(np.power)
+    maximum = staticmethod(np.maximum)
+
+    @staticmethod
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        return np.exp(-np.logaddexp(0.0, -x))
+
+    @staticmethod
+    def softplus(x: np.ndarray) -> np.ndarray:
+        return np.logaddexp(0.0, x)
+
+    @staticmethod
+    def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        return m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+
+    @classmethod
+    def log_softmax(cls, x: np.ndarray, axis: int) -> np.ndarray:
+        return x - cls.logsumexp(x, axis)
+
+    @classmethod
+    def softmax(cls, x: np.ndarray, axis: int) -> np.ndarray:
+        return np.exp(cls.log_softmax(x, axis))
+
+    @staticmethod
+    def sum(x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def one_hot_argmax(x: np.ndarray, axis: int) -> np.ndarray:
+        out = np.zeros(x.shape, dtype=bool)
+        np.put_along_axis(out, np.expand_dims(np.argmax(x, axis=axis), axis), True, axis=axis)
+        return out
+
+    log = staticmethod(np.log)
+
+    @staticmethod
+    def max(x: np.ndarray, axis: int) -> np.ndarray:
+        return np.max(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def take(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+        return np.take_along_axis(x, index, axis=axis)
+
+    @staticmethod
+    def index_mask(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+        out = np.zeros(x.shape, dtype=bool)
+        np.put_along_axis(out, index, True, axis=axis)
+        return out
+
+
+TINY = {torch.float64: 1e-300, torch.float32: 1e-30}
+NEG_INF = -math.inf
