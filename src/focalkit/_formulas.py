@@ -214,12 +214,11 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     e = ops.exp(z)
     log_s = ops.log(ops.sum(e, axis, keepdims=True))
     log_pt = ops.take(z, index, axis) - log_s
-    is_t = ops.index_mask(x, index, axis)
     b = v = None  # v None: the derivative of w_t runs along p itself
     if family == "ce":
         a = target_weight
     elif family == "focal":
-        log1m = _log_one_minus_target(ops, e, log_s, is_t, axis)
+        log1m = _log_one_minus_target(ops, e, log_s, ops.index_mask(x, index, axis), axis)
         w = ops.exp(gamma * log1m) if gamma else 1.0
         a = target_weight * w
         if order >= 1 and gamma:
@@ -234,7 +233,8 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
         sk = ops.sum(ek, axis, keepdims=True)
         v = ek / sk
         v_t = ops.take(v, index, axis)
-        w = v_t if family == "soft" else ops.exp(_log_one_minus_target(ops, ek, ops.log(sk), is_t, axis))
+        w = v_t if family == "soft" else ops.exp(
+            _log_one_minus_target(ops, ek, ops.log(sk), ops.index_mask(x, index, axis), axis))
         a = target_weight * w
         b = target_weight * (-k) * v_t * log_pt
     else:
@@ -249,4 +249,4 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
         grad, total = (a + b) * p, a + b
     else:
         grad, total = a * p + b * v, a + b
-    return loss, ops.where(is_t, grad - total, grad)
+    return loss, ops.add_at(grad, index, -total, axis)

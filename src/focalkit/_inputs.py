@@ -176,7 +176,12 @@ def check_alpha_multiclass(fn: str, alpha: object) -> float | Tensor | None:
     return as_class_vector(fn, "alpha", alpha, high=1.0)
 
 
-def check_normalizer(fn: str, normalizer: object, reduction: str) -> float | Tensor | None:
+NORMALIZER_MODES = ("positives", "valid")
+
+
+def check_normalizer(fn: str, normalizer: object, reduction: str, *,
+                     positives: bool = True) -> float | Tensor | str | None:
+    """A number, a 1-element tensor, ``"valid"`` or (sigmoid family) ``"positives"``; only with ``"mean"``."""
     if normalizer is None:
         return None
     if reduction != "mean":
@@ -184,6 +189,13 @@ def check_normalizer(fn: str, normalizer: object, reduction: str) -> float | Ten
             f"{fn}: normalizer replaces the denominator of reduction='mean'; got reduction={reduction!r}. "
             "Pass reduction='mean' or drop normalizer."
         )
+    if isinstance(normalizer, str):
+        allowed = NORMALIZER_MODES if positives else ("valid",)
+        if normalizer not in allowed:
+            extra = "" if positives else " ('positives' belongs to the sigmoid family)"
+            raise ValueError(f"{fn}: normalizer must be a number, a tensor or one of "
+                             f"{', '.join(repr(a) for a in allowed)}{extra}; got {normalizer!r}.")
+        return normalizer
     if isinstance(normalizer, Tensor):
         if normalizer.numel() != 1:
             raise ValueError(
@@ -197,6 +209,17 @@ def check_normalizer(fn: str, normalizer: object, reduction: str) -> float | Ten
                 raise ValueError(f"{fn}: normalizer must be finite and > 0; got {v:g}.")
         return normalizer.reshape(())
     return check_number(fn, "normalizer", normalizer, low=0.0, low_open=True)
+
+
+def check_sync(fn: str, sync: object) -> object:
+    """``False``/``None`` (local), ``True`` (the default process group) or a ``ProcessGroup``."""
+    if sync is None or isinstance(sync, bool):
+        return bool(sync)
+    import torch.distributed as dist
+
+    if dist.is_available() and isinstance(sync, dist.ProcessGroup):
+        return sync
+    raise TypeError(f"{fn}: sync must be a bool or a torch.distributed ProcessGroup; got {type(sync).__name__}.")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ def binary_cross_entropy(
     sample_weight: Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Binary / multi-label cross-entropy on logits.
 
@@ -42,7 +43,12 @@ def binary_cross_entropy(
         ignore_index: target value that marks "no label" (e.g. 255 in a mask); such elements
             count nowhere and hold 0 in the ``"none"`` output.
         reduction: ``"mean"`` (``Σ w·ℓ / Σ w`` over counted elements), ``"sum"`` or ``"none"``.
-        normalizer: replaces the mean's denominator (e.g. the number of positive anchors).
+        normalizer: replaces the mean's denominator: a number or 0-d tensor (e.g. the number of
+            positive anchors), ``"positives"`` (the sum of the unsmoothed targets over counted
+            elements) or ``"valid"`` (their weight); the two names divide by ``max(count, 1)``.
+        sync: with ``torch.distributed`` initialised, ``True`` (default group) or a process group
+            all-reduces the mean's count across ranks and divides by ``count / world_size``, so that
+            DDP's gradient averaging gives the gradient of the whole batch's loss. See the README.
 
     Shape:
         logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
@@ -62,7 +68,8 @@ def binary_cross_entropy(
     norm = I.check_normalizer(fn, normalizer, reduction)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
     pw = None if pos_weight is None else _check_pos_weight(fn, pos_weight, inp.logits)
-    return run_sigmoid(inp, "bce", reduction=reduction, normalizer=norm, pos_weight=pw, label_smoothing=eps)
+    return run_sigmoid(inp, "bce", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       pos_weight=pw, label_smoothing=eps)
 
 
 def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Tensor | float:
@@ -90,8 +97,9 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     sample_weight: Tensor | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
     class_dim: int = 1,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Multi-class cross-entropy on logits, equal to :func:`torch.nn.functional.cross_entropy`.
 
@@ -110,7 +118,8 @@ def cross_entropy(
         sample_weight: per-element weight broadcastable to ``(N, *)``; 0 masks an element out.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``. As in PyTorch, ``"mean"`` divides class-id
             losses by ``Σ sample_weight·w_target`` and probability-target losses by ``Σ sample_weight``.
-        normalizer: replaces the mean's denominator.
+        normalizer: replaces the mean's denominator: a number, a 0-d tensor or ``"valid"``.
+        sync: all-reduce the mean's count across ``torch.distributed`` ranks (``True`` or a group).
         class_dim: the class axis; ``-1`` takes a ``[B, T, C]`` sequence as it is.
 
     Shape:
@@ -125,7 +134,8 @@ def cross_entropy(
     I.check_reduction(fn, reduction)
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
+    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
     inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
                            sample_weight=sample_weight, class_dim=class_dim)
-    return run_softmax(inp, "ce", reduction=reduction, normalizer=norm, label_smoothing=eps)
+    return run_softmax(inp, "ce", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       label_smoothing=eps)

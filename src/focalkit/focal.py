@@ -25,7 +25,8 @@ def sigmoid_focal_loss(
     sample_weight: Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Binary / multi-label focal loss on logits (Lin et al.).
 
@@ -63,7 +64,8 @@ def sigmoid_focal_loss(
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "focal", reduction=reduction, normalizer=norm, alpha=a, gamma=g, label_smoothing=eps)
+    return run_sigmoid(inp, "focal", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       alpha=a, gamma=g, label_smoothing=eps)
 
 
 def softmax_focal_loss(
@@ -77,8 +79,9 @@ def softmax_focal_loss(
     label_smoothing: float = 0.0,
     sample_weight: Tensor | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
     class_dim: int = 1,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Multi-class focal loss on logits.
 
@@ -116,9 +119,10 @@ def softmax_focal_loss(
     g = I.check_gamma(fn, gamma)
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
+    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
     inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
                            sample_weight=sample_weight, class_dim=class_dim)
     if isinstance(a, Tensor) and a.numel() != inp.num_classes:
         raise ValueError(f"{fn}: alpha must have one value per class ({inp.num_classes}); got {a.numel()}.")
-    return run_softmax(inp, "focal", reduction=reduction, normalizer=norm, alpha=a, gamma=g, label_smoothing=eps)
+    return run_softmax(inp, "focal", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       alpha=a, gamma=g, label_smoothing=eps)

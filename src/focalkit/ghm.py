@@ -12,12 +12,10 @@ the paper's form. The two differ by the constant factor ``bins / non-empty bins`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor
 
 from . import _inputs as I
-from .kernels import SigmoidConfig, ghmc_bin_weights, run_sigmoid
+from .kernels import SigmoidConfig, all_reduce, ghmc_bin_weights, run_sigmoid
 
 __all__ = ["BIN_NORMALIZATIONS", "ghmc_loss"]
 
@@ -33,7 +31,8 @@ def ghmc_loss(
     sample_weight: Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""GHM-C loss on logits: cross-entropy divided by the density of its gradient norm.
 
@@ -43,7 +42,8 @@ def ghmc_loss(
     ``GD(g)`` is the number of counted elements in ``g``'s bin (``bins`` equal bins on
     ``[0, 1]``), ``N`` the number of counted elements and ``n`` the number of non-empty bins
     (``bins`` with ``bin_normalization="all"``). ``g`` and ``β`` carry no gradient. The mean is
-    ``Σ w·β·BCE / Σ w``: with 0/1 weights, the article's ``Σ β·BCE / N``. ``bins=1`` gives
+    ``Σ w·β·BCE / Σ w``: with 0/1 weights, the article's ``Σ β·BCE / N``. With ``sync`` the
+    histogram and ``N`` are summed over the ``torch.distributed`` ranks before ``β`` is formed. ``bins=1`` gives
     cross-entropy. This function is stateless; :class:`focalkit.GHMCLoss` adds the EMA of the
     bin counts (``momentum``).
 
@@ -54,7 +54,7 @@ def ghmc_loss(
         bin_normalization: ``"nonempty"`` (authors' code, default) or ``"all"`` (the paper).
         sample_weight: 0 removes an element from the histogram and from ``N``; a non-zero
             weight multiplies its loss.
-        ignore_index, reduction, normalizer: as in :func:`binary_cross_entropy`.
+        ignore_index, reduction, normalizer, sync: as in :func:`binary_cross_entropy`.
 
     Shape:
         logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
@@ -69,7 +69,7 @@ def ghmc_loss(
     """
     return _ghmc("ghmc_loss", logits, target, bins=bins, bin_normalization=bin_normalization,
                  sample_weight=sample_weight, ignore_index=ignore_index, reduction=reduction,
-                 normalizer=normalizer)[0]
+                 normalizer=normalizer, sync=sync)[0]
 
 
 def check_ghmc_options(fn: str, bins: object, bin_normalization: object) -> int:
@@ -92,22 +92,23 @@ def _ghmc(
     normalizer: float | Tensor | None,
     momentum: float = 0.0,
     running_counts: Tensor | None = None,
-    sync: Callable[[Tensor], Tensor] | None = None,
+    sync: bool | object = False,
 ) -> tuple[Tensor, Tensor]:
     """The loss and the bin counts it used (the module keeps them when ``momentum > 0``).
 
     Two passes over the input, both chunked and free of host syncs: the histogram of ``g``
-    (``scatter_add`` into ``bins`` slots, optionally all-reduced by ``sync``), then the loss with
-    each element's ``β`` gathered from its bin.
+    (``bincount`` / ``scatter_add`` into ``bins`` slots, all-reduced across ranks with ``sync``), then
+    the loss with each element's ``β`` gathered from its bin.
     """
     I.check_reduction(fn, reduction)
     b = check_ghmc_options(fn, bins, bin_normalization)
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
+    group = I.check_sync(fn, sync)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
     cfg = SigmoidConfig("ghmc", reduction, inp.dtype, ignore_index=ignore, bins=b)
     beta_bins, density = ghmc_bin_weights(cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum,
                                           running_counts=running_counts, bin_normalization=bin_normalization,
-                                          sync=sync)
-    loss = run_sigmoid(inp, "ghmc", reduction=reduction, normalizer=norm, beta_bins=beta_bins, bins=b)
+                                          sync=(lambda t: all_reduce(t, group)[0]) if group else None)
+    loss = run_sigmoid(inp, "ghmc", reduction=reduction, normalizer=norm, sync=group, beta_bins=beta_bins, bins=b)
     return loss, density

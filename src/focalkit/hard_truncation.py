@@ -23,7 +23,8 @@ def sigmoid_hard_truncation_loss(
     sample_weight: Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Binary / multi-label hard-truncated cross-entropy on logits.
 
@@ -57,7 +58,8 @@ def sigmoid_hard_truncation_loss(
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "hard", reduction=reduction, normalizer=norm, threshold=m, label_smoothing=eps)
+    return run_sigmoid(inp, "hard", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       threshold=m, label_smoothing=eps)
 
 
 def softmax_hard_truncation_loss(
@@ -70,8 +72,9 @@ def softmax_hard_truncation_loss(
     label_smoothing: float = 0.0,
     sample_weight: Tensor | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
     class_dim: int = 1,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Multi-class hard-truncated cross-entropy on logits.
 
@@ -99,7 +102,8 @@ def softmax_hard_truncation_loss(
     m = I.check_number(fn, "threshold", threshold, low=0.0, high=1.0, low_open=True)
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
+    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
     inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
                            sample_weight=sample_weight, class_dim=class_dim)
-    return run_softmax(inp, "hard", reduction=reduction, normalizer=norm, threshold=m, label_smoothing=eps)
+    return run_softmax(inp, "hard", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       threshold=m, label_smoothing=eps)

@@ -37,10 +37,10 @@ class _Loss(nn.Module):
 
     _function: Any = None
 
-    def __init__(self, reduction: str, **options: Any) -> None:
+    def __init__(self, reduction: str, sync: object = False, **options: Any) -> None:
         super().__init__()
         self.reduction = I.check_reduction(type(self).__name__, reduction)
-        self._options = options
+        self._options = {**options, "sync": I.check_sync(type(self).__name__, sync)}
 
     def _register_vector(self, name: str, value: object, *, high: float | None = None) -> None:
         vec = I.as_class_vector(type(self).__name__, name, value, high=high)
@@ -64,9 +64,9 @@ class BinaryCrossEntropyLoss(_Loss):
     _function = staticmethod(binary_cross_entropy)
 
     def __init__(self, *, pos_weight: Tensor | float | None = None, label_smoothing: float = 0.0,
-                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, label_smoothing=I.check_label_smoothing(name, label_smoothing),
+        super().__init__(reduction, sync=sync, label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
         if isinstance(pos_weight, Tensor):
             I.check_nonnegative(name, "pos_weight", pos_weight)
@@ -99,8 +99,9 @@ class CrossEntropyLoss(_SoftmaxLoss):
     _function = staticmethod(cross_entropy)
 
     def __init__(self, *, class_weight: Tensor | None = None, ignore_index: int = -100,
-                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean") -> None:
-        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim)
 
 
@@ -110,9 +111,10 @@ class SigmoidFocalLoss(_Loss):
     _function = staticmethod(sigmoid_focal_loss)
 
     def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0,
-                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
+        super().__init__(reduction, sync=sync,
+                         alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
 
@@ -124,9 +126,9 @@ class SoftmaxFocalLoss(_SoftmaxLoss):
 
     def __init__(self, *, alpha: float | Tensor | None = None, gamma: float = 2.0,
                  class_weight: Tensor | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
-                 class_dim: int = 1, reduction: str = "mean") -> None:
+                 class_dim: int = 1, reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim, gamma=I.check_gamma(name, gamma))
         checked = I.check_alpha_multiclass(name, alpha)
         if isinstance(checked, Tensor):
@@ -144,7 +146,7 @@ class SigmoidHardTruncationLoss(_Loss):
     _function = staticmethod(sigmoid_hard_truncation_loss)
 
     def __init__(self, *, threshold: float = 0.5, label_smoothing: float = 0.0, ignore_index: int | None = None,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
         super().__init__(reduction,
                          threshold=I.check_number(name, "threshold", threshold, low=0.0, high=1.0, low_open=True),
@@ -158,9 +160,10 @@ class SoftmaxHardTruncationLoss(_SoftmaxLoss):
     _function = staticmethod(softmax_hard_truncation_loss)
 
     def __init__(self, *, threshold: float = 0.5, class_weight: Tensor | None = None, ignore_index: int = -100,
-                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean") -> None:
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim,
                          threshold=I.check_number(name, "threshold", threshold, low=0.0, high=1.0, low_open=True))
 
@@ -171,9 +174,9 @@ class SigmoidSoftTruncationLoss(_Loss):
     _function = staticmethod(sigmoid_soft_truncation_loss)
 
     def __init__(self, *, k: float = 1.0, label_smoothing: float = 0.0, ignore_index: int | None = None,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, k=I.check_number(name, "k", k, low=0.0),
+        super().__init__(reduction, sync=sync, k=I.check_number(name, "k", k, low=0.0),
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
 
@@ -185,11 +188,11 @@ class SoftmaxSoftTruncationLoss(_SoftmaxLoss):
 
     def __init__(self, *, k: float = 1.0, weighting: str = "softmax", class_weight: Tensor | None = None,
                  ignore_index: int = -100, label_smoothing: float = 0.0, class_dim: int = 1,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
         if weighting not in WEIGHTINGS:
             raise ValueError(f"{name}: weighting must be one of 'softmax', 'complement'; got {weighting!r}.")
-        super().__init__(reduction, class_weight=class_weight, ignore_index=ignore_index,
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim,
                          k=I.check_number(name, "k", k, low=0.0), weighting=weighting)
 
@@ -201,12 +204,16 @@ class GHMCLoss(_Loss):
     0) is updated as in the authors' code, ``acc ← m·acc + (1−m)·count`` for the bins that are
     non-empty in the batch, and ``β = N / acc[bin] / n``. The state changes only in training
     mode (``module.train()``, the default): evaluation leaves it as it is.
+
+    With ``sync=True`` (or a process group) the bin counts and ``N`` are all-reduced across
+    ``torch.distributed`` ranks before ``β`` is formed, so every rank uses the global histogram and
+    the running counts stay identical on all ranks (DDP's buffer broadcast then changes nothing).
     """
 
     def __init__(self, *, bins: int = 10, momentum: float = 0.0, bin_normalization: str = "nonempty",
-                 ignore_index: int | None = None, reduction: str = "mean") -> None:
+                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, bins=check_ghmc_options(name, bins, bin_normalization),
+        super().__init__(reduction, sync=sync, bins=check_ghmc_options(name, bins, bin_normalization),
                          momentum=I.check_number(name, "momentum", momentum, low=0.0, high=1.0, high_open=True),
                          bin_normalization=bin_normalization,
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
@@ -226,7 +233,7 @@ class GHMCLoss(_Loss):
         loss, density = _ghmc(type(self).__name__, logits, target, bins=opts["bins"],
                               bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
                               ignore_index=opts["ignore_index"], reduction=self.reduction, normalizer=normalizer,
-                              momentum=opts["momentum"], running_counts=self.running_counts)
+                              momentum=opts["momentum"], running_counts=self.running_counts, sync=opts["sync"])
         if opts["momentum"] > 0 and self.training:
             self.running_counts.copy_(density.to(self.running_counts.dtype))
         return loss

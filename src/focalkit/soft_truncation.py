@@ -25,7 +25,8 @@ def sigmoid_soft_truncation_loss(
     sample_weight: Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Binary / multi-label softened-truncation loss on logits.
 
@@ -57,7 +58,8 @@ def sigmoid_soft_truncation_loss(
     ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
     norm = I.check_normalizer(fn, normalizer, reduction)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "soft", reduction=reduction, normalizer=norm, k=kk, label_smoothing=eps)
+    return run_sigmoid(inp, "soft", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       k=kk, label_smoothing=eps)
 
 
 def softmax_soft_truncation_loss(
@@ -71,8 +73,9 @@ def softmax_soft_truncation_loss(
     label_smoothing: float = 0.0,
     sample_weight: Tensor | None = None,
     reduction: str = "mean",
-    normalizer: float | Tensor | None = None,
+    normalizer: float | Tensor | str | None = None,
     class_dim: int = 1,
+    sync: bool | object = False,
 ) -> Tensor:
     r"""Multi-class softened-truncation loss on logits.
 
@@ -110,8 +113,9 @@ def softmax_soft_truncation_loss(
         raise ValueError(f"{fn}: weighting must be one of 'softmax', 'complement'; got {weighting!r}.")
     eps = I.check_label_smoothing(fn, label_smoothing)
     ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
+    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
     inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
                            sample_weight=sample_weight, class_dim=class_dim)
     family = "soft" if weighting == "softmax" else "complement"
-    return run_softmax(inp, family, reduction=reduction, normalizer=norm, k=kk, label_smoothing=eps)
+    return run_softmax(inp, family, reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
+                       k=kk, label_smoothing=eps)

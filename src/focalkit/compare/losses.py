@@ -92,10 +92,12 @@ def parse_spec(text: str) -> LossSpec:
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray) -> tuple[LossFn, torch.nn.Module | None]:
+def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray,
+               sync: bool = False) -> tuple[LossFn, torch.nn.Module | None]:
     """The training loss ``f(logits, labels)`` for a model with one logit (binary) or ``C`` logits.
 
     Returns the function and, for GHM-C, the module holding its state (for the histograms).
+    ``sync`` makes the loss's mean (and GHM-C's histogram) global across torch.distributed ranks.
     Raises :class:`SpecError` when focalkit rejects the options.
     """
     binary = num_classes == 2
@@ -105,7 +107,7 @@ def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray) ->
         if spec.name == "ghmc" and not binary:
             raise SpecError("--losses: ghmc is defined for binary problems (sigmoid) only; this data has "
                             f"{num_classes} classes.")
-        module = _module(spec.name, opts, binary)
+        module = _module(spec.name, opts, binary, sync)
     except (ValueError, TypeError) as err:
         if isinstance(err, SpecError):
             raise
@@ -142,27 +144,27 @@ def _shape(logits: Tensor, labels: Tensor, binary: bool) -> tuple[Tensor, Tensor
     return logits, labels
 
 
-def _module(name: str, opts: dict[str, float | None], binary: bool) -> torch.nn.Module:
+def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool) -> torch.nn.Module:
     if name in {"ce", "weighted-ce", "logit-adjust"}:
         smoothing = _num(opts, "label_smoothing", 0.0)
-        return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing) if binary else fk.CrossEntropyLoss(
-            label_smoothing=smoothing)
+        return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing, sync=sync) if binary else fk.CrossEntropyLoss(
+            label_smoothing=smoothing, sync=sync)
     if name == "focal":
         gamma = _num(opts, "gamma", 2.0)
         if binary:
-            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"])
-        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"])
+            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], sync=sync)
+        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], sync=sync)
     if name == "hard":
         threshold = _num(opts, "threshold", 0.5)
-        return fk.SigmoidHardTruncationLoss(threshold=threshold) if binary else fk.SoftmaxHardTruncationLoss(
-            threshold=threshold)
+        return fk.SigmoidHardTruncationLoss(threshold=threshold, sync=sync) if binary else \
+            fk.SoftmaxHardTruncationLoss(threshold=threshold, sync=sync)
     if name == "soft":
         k = _num(opts, "k", 1.0)
-        return fk.SigmoidSoftTruncationLoss(k=k) if binary else fk.SoftmaxSoftTruncationLoss(k=k)
+        return fk.SigmoidSoftTruncationLoss(k=k, sync=sync) if binary else fk.SoftmaxSoftTruncationLoss(k=k, sync=sync)
     bins = opts["bins"]
     if bins is None or float(bins) != int(bins):
         raise SpecError(f"--losses: ghmc bins must be a whole number; got {bins}.")
-    return fk.GHMCLoss(bins=int(bins), momentum=_num(opts, "momentum", 0.0))
+    return fk.GHMCLoss(bins=int(bins), momentum=_num(opts, "momentum", 0.0), sync=sync)
 
 
 def _num(opts: dict[str, float | None], key: str, default: float) -> float:

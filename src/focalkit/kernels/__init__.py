@@ -10,19 +10,19 @@ from typing import Any
 from torch import Tensor
 
 from .._inputs import SigmoidInputs, SoftmaxInputs
-from .fused import SigmoidConfig, SoftmaxConfig, ghmc_bin_weights, sigmoid_loss, softmax_loss
+from .fused import SigmoidConfig, SoftmaxConfig, all_reduce, ghmc_bin_weights, sigmoid_loss, softmax_loss
 
-__all__ = ["SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "run_sigmoid", "run_softmax"]
+__all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights", "run_sigmoid", "run_softmax"]
 
 
-def run_sigmoid(inp: SigmoidInputs, family: str, *, reduction: str, normalizer: float | Tensor | None,
+def run_sigmoid(inp: SigmoidInputs, family: str, *, reduction: str, normalizer: float | Tensor | str | None,
                 pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None, **params: Any) -> Tensor:
     cfg = SigmoidConfig(family, reduction, inp.dtype, ignore_index=inp.ignore_index, **params)
     return sigmoid_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, pos_weight=pos_weight,
                         beta_bins=beta_bins, normalizer=normalizer, out_dtype=inp.out_dtype)
 
 
-def run_softmax(inp: SoftmaxInputs, family: str, *, reduction: str, normalizer: float | Tensor | None,
+def run_softmax(inp: SoftmaxInputs, family: str, *, reduction: str, normalizer: float | Tensor | str | None,
                 alpha: float | Tensor | None = None, **params: Any) -> Tensor:
     """``alpha`` (scalar or per class) and the class weights both scale the per-class target weights."""
     factor = inp.class_weight

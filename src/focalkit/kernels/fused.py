@@ -46,6 +46,7 @@ class SigmoidConfig:
     label_smoothing: float = 0.0
     ignore_index: int | None = None
     bins: int = 1
+    sync: Any = None  # None/False: local; True: the default process group; or a ProcessGroup
 
 
 def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
@@ -63,8 +64,9 @@ def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
 
 
 def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
-                   beta_bins: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Loss (weighted), gradient (weighted) and the weight of one slice."""
+                   beta_bins: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """Loss (weighted), gradient (weighted), the weight of one slice, and its positives (the sum of the
+    unsmoothed targets over counted elements)."""
     dtype = cfg.dtype
     xc = x.to(dtype)
     yc = y_raw.to(dtype)
@@ -78,6 +80,7 @@ def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | Non
     if cfg.family == "ghmc":
         counted = torch.ones_like(xc) if w is None else (w != 0).to(dtype)
         beta = beta_bins[_grad_norm_bins(xc, yc, cfg.bins)] * counted  # type: ignore[index]
+    positives = yc.sum() if w is None else (yc * (w != 0)).sum()
     if cfg.label_smoothing:
         yc = yc * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
     if isinstance(pw, Tensor):
@@ -87,21 +90,60 @@ def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | Non
     if w is not None:
         loss = loss * w
         grad = grad * w if grad is not None else None
-    return loss, grad, w
+    return loss, grad, w, positives
 
 
-def _reduce_scale(cfg_reduction: str, count: Tensor, normalizer: float | Tensor | None) -> Tensor:
-    if cfg_reduction == "sum":
+def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
+    """The gradient for backward: the buffer kept from forward (already scaled), times ``gout``.
+
+    For the usual ``loss.backward()`` on a CPU (``gout`` the scalar 1) the buffer itself is handed
+    over: autograd takes it without a copy once the graph is freed, and clones it when the graph is
+    retained, so no second input-sized buffer is made. Elsewhere the product is a new tensor (reading
+    ``gout`` on a GPU would be a host sync).
+    """
+    if (ctx.cfg.reduction != "none" and gout.device.type == "cpu" and not torch.compiler.is_compiling()
+            and float(gout) == 1.0):
+        return grad_buf
+    if ctx.cfg.reduction == "none":
+        return grad_buf * gout.reshape(ctx.none_view).to(grad_buf.dtype)
+    return grad_buf * gout.to(grad_buf.dtype)
+
+
+def all_reduce(t: Tensor, sync: Any) -> tuple[Tensor, int]:
+    """Sum ``t`` over the ranks of ``sync``'s group; ``(t, 1)`` when off or when no group is initialised."""
+    import torch.distributed as dist
+
+    if not sync or not dist.is_available() or not dist.is_initialized():
+        return t, 1
+    group = None if sync is True else sync
+    t = t.clone()
+    dist.all_reduce(t, group=group)
+    return t, dist.get_world_size(group)
+
+
+def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | str | None, sync: Any = None,
+                  positives: Tensor | None = None) -> Tensor:
+    """The factor the summed loss is multiplied by.
+
+    ``"mean"`` divides by the counted weight; ``normalizer="valid"`` / ``"positives"`` by
+    ``max(count, 1)``. With ``sync`` the count is the sum over ranks and the divisor is ``count / R``,
+    so that DDP's average of the ranks' gradients is the gradient of the loss of the whole batch.
+    """
+    if reduction == "sum":
         return torch.ones_like(count)
+    if isinstance(normalizer, str):
+        den, world = all_reduce(positives if normalizer == "positives" else count, sync)  # type: ignore[arg-type]
+        return world / torch.clamp_min(den, 1.0)
     if normalizer is not None:
         return 1.0 / torch.as_tensor(normalizer, dtype=count.dtype, device=count.device)
-    return 1.0 / torch.where(count > 0, count, torch.ones_like(count))
+    den, world = all_reduce(count, sync)
+    return world / torch.where(den > 0, den, torch.ones_like(den))
 
 
 class _SigmoidLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Tensor | float | None,
-                beta_bins: Tensor | None, cfg: SigmoidConfig, normalizer: float | Tensor | None,
+                beta_bins: Tensor | None, cfg: SigmoidConfig, normalizer: float | Tensor | str | None,
                 out_dtype: torch.dtype) -> Tensor:
         shape = x.shape
         xf, yf = x.reshape(-1), y.reshape(-1)
@@ -115,20 +157,25 @@ class _SigmoidLoss(torch.autograd.Function):
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
         total = torch.zeros((), dtype=acc_dtype, device=x.device)
         count = torch.zeros((), dtype=acc_dtype, device=x.device)
+        positives = torch.zeros((), dtype=acc_dtype, device=x.device)
         for start in range(0, n, chunk):
             sl = slice(start, start + chunk)
-            loss, grad, w = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
-                                           pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1)
+            loss, grad, w, pos = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
+                                                pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1)
             grad_buf[sl] = grad
             if none:
                 out[sl] = loss  # type: ignore[index]
             else:
                 total += loss.sum(dtype=acc_dtype)
                 count += w.sum(dtype=acc_dtype) if w is not None else loss.numel()
-        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer)
+                positives += pos
+        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)
+        if scale is not None and cfg.reduction != "sum":
+            grad_buf.mul_(scale.to(grad_buf.dtype))
         ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
+        ctx.none_view = (-1,)
         ctx.pos_weight = pos_weight if not isinstance(pos_weight, Tensor) else None
-        ctx.save_for_backward(grad_buf, scale, x, y, weight, pos_weight if isinstance(pos_weight, Tensor) else None,
+        ctx.save_for_backward(grad_buf, x, y, weight, pos_weight if isinstance(pos_weight, Tensor) else None,
                               beta_bins)
         if none:
             return out.view(shape)  # type: ignore[union-attr]
@@ -136,30 +183,27 @@ class _SigmoidLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
-        grad_buf, scale, x, y, weight, pos_weight, beta_bins = ctx.saved_tensors
+        grad_buf, x, y, weight, pos_weight, beta_bins = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
             pw = pos_weight if pos_weight is not None else ctx.pos_weight
             with torch.enable_grad():
                 value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
             (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
             return g, None, None, None, None, None, None, None
-        if ctx.cfg.reduction == "none":
-            g = grad_buf * gout.reshape(-1).to(grad_buf.dtype)
-        else:
-            g = grad_buf * (gout * scale).to(grad_buf.dtype)
-        return g.view(ctx.shape), None, None, None, None, None, None, None
+        return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None
 
 
 def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any,
-                      beta_bins: Tensor | None, normalizer: float | Tensor | None, out_dtype: torch.dtype) -> Tensor:
+                      beta_bins: Tensor | None, normalizer: float | Tensor | str | None,
+                      out_dtype: torch.dtype) -> Tensor:
     """The same loss through plain autograd (whole tensors): second derivatives and cross-checks."""
     w = None if weight is None else weight.expand(x.shape)
     pw = pos_weight.expand(x.shape) if isinstance(pos_weight, Tensor) else pos_weight
-    loss, _, w = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0)
+    loss, _, w, positives = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0)
     if cfg.reduction == "none":
         return loss.to(out_dtype)
     count = w.sum() if w is not None else torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-    return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer)).to(out_dtype)
+    return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)).to(out_dtype)
 
 
 def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
@@ -209,7 +253,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
 
 def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | None = None,
                  pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None,
-                 normalizer: float | Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+                 normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
     return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, cfg, normalizer, out_dtype or x.dtype)
 
 
@@ -227,6 +271,7 @@ class SoftmaxConfig:
     label_smoothing: float = 0.0
     ignore_index: int = -100
     sparse: bool = True
+    sync: Any = None
 
 
 def _dense(cfg: SoftmaxConfig, x: Tensor, q: Tensor, class_factor: Tensor | None,
@@ -274,7 +319,7 @@ def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, c
 class _SoftmaxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
-                class_weight: Tensor | None, cfg: SoftmaxConfig, normalizer: float | Tensor | None,
+                class_weight: Tensor | None, cfg: SoftmaxConfig, normalizer: float | Tensor | str | None,
                 out_dtype: torch.dtype) -> Tensor:
         shape = x.shape
         n, c = shape[0], shape[1]
@@ -301,28 +346,26 @@ class _SoftmaxLoss(torch.autograd.Function):
             else:
                 total += loss.sum(dtype=acc_dtype)
                 count += den.sum(dtype=acc_dtype)
-        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer)
+        scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
+        if scale is not None and cfg.reduction != "sum":
+            grad_buf.mul_(scale.to(grad_buf.dtype))
         ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
-        ctx.save_for_backward(grad_buf, scale, x, t, weight, class_factor, class_weight)
+        ctx.none_view = (n, 1, s)
+        ctx.save_for_backward(grad_buf, x, t, weight, class_factor, class_weight)
         if none:
             return out.view(shape[:1] + shape[2:])  # type: ignore[union-attr]
         return (total * scale).to(out_dtype)
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
-        grad_buf, scale, x, t, weight, class_factor, class_weight = ctx.saved_tensors
+        grad_buf, x, t, weight, class_factor, class_weight = ctx.saved_tensors
         if torch.is_grad_enabled():
             with torch.enable_grad():
                 value = softmax_reference(ctx.cfg, x, t, weight, class_factor, class_weight, ctx.normalizer,
                                           ctx.out_dtype)
             (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
             return g, None, None, None, None, None, None, None
-        n, _, s = grad_buf.shape
-        if ctx.cfg.reduction == "none":
-            g = grad_buf * gout.reshape(n, 1, s).to(grad_buf.dtype)
-        else:
-            g = grad_buf * (gout * scale).to(grad_buf.dtype)
-        return g.view(ctx.shape), None, None, None, None, None, None, None
+        return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None
 
 
 def _slices(n: int, s: int, per: int):
@@ -338,7 +381,7 @@ def _slices(n: int, s: int, per: int):
 
 
 def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
-                      class_weight: Tensor | None, normalizer: float | Tensor | None,
+                      class_weight: Tensor | None, normalizer: float | Tensor | str | None,
                       out_dtype: torch.dtype) -> Tensor:
     """The same loss through plain autograd (whole tensors)."""
     shape = x.shape
@@ -349,12 +392,12 @@ def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor |
                                   w, class_factor, class_weight, order=0)
     if cfg.reduction == "none":
         return loss.reshape(shape[:1] + shape[2:]).to(out_dtype)
-    return (loss.sum() * _reduce_scale(cfg.reduction, den.sum(), normalizer)).to(out_dtype)
+    return (loss.sum() * _reduce_scale(cfg.reduction, den.sum(), normalizer, cfg.sync)).to(out_dtype)
 
 
 def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | None = None,
                  class_factor: Tensor | None = None, class_weight: Tensor | None = None,
-                 normalizer: float | Tensor | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+                 normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
     """``class_factor``: α per class times class weights (enters the loss); ``class_weight``: also the mean's
     denominator for class-id targets."""
     return _SoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype or x.dtype)

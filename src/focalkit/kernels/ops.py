@@ -68,6 +68,13 @@ class TorchOps:
     def index_mask(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
         return torch.zeros_like(x, dtype=torch.bool).scatter_(axis, index, True)
 
+    @staticmethod
+    def add_at(x: torch.Tensor, index: torch.Tensor, value: torch.Tensor, axis: int) -> torch.Tensor:
+        """``x`` with ``value`` (a tensor broadcastable to ``index``, or a number) added at ``index`` along ``axis``."""
+        if not isinstance(value, torch.Tensor):
+            value = torch.full(index.shape, value, dtype=x.dtype, device=x.device)
+        return x.scatter_add(axis, index, value.expand(index.shape).to(x.dtype))
+
 
 class NumpyOps:
     """The math core on float64 NumPy arrays (gradient-boosting objectives)."""
@@ -125,6 +132,12 @@ class NumpyOps:
     def index_mask(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
         out = np.zeros(x.shape, dtype=bool)
         np.put_along_axis(out, index, True, axis=axis)
+        return out
+
+    @staticmethod
+    def add_at(x: np.ndarray, index: np.ndarray, value: np.ndarray, axis: int) -> np.ndarray:
+        out = np.array(x, copy=True)
+        np.put_along_axis(out, index, np.take_along_axis(out, index, axis=axis) + value, axis=axis)
         return out
 
 

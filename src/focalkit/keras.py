@@ -1,0 +1,297 @@
+"""Keras 3 losses: the same formulas as the PyTorch core (:mod:`focalkit._formulas`), over ``keras.ops``.
+
+They run on every Keras backend (JAX, TensorFlow, PyTorch), follow Keras's conventions —
+``(y_true, y_pred)``, ``from_logits``, ``sample_weight``, Keras reductions, ``get_config`` — and
+drop into ``model.compile(loss=...)``; saved models reload them (they are registered as
+serializable under the package name ``focalkit``).
+
+``from_logits=False`` (probabilities in) is handled without Keras's clip-then-log: probabilities
+are turned into logits, ``log p − log1p(−p)`` (sigmoid) or ``log p`` (softmax), with ``p`` kept
+inside the open unit interval only by the float type's own limits, and the loss is then computed
+from logits like everything else.
+
+Element-wise losses are averaged over the last axis (as Keras's own binary losses do) before the
+reduction: ``reduction=None`` returns one value per sample. GHM-C is stateless here
+(``GHMCLoss(bins=...)`` uses each batch's histogram): a running histogram updated inside a loss is
+not portable across backends and jit; keep an EMA of the counts outside the loss if you need it.
+
+Requires the ``[keras]`` extra (``keras>=3``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops as K
+
+from ._formulas import sigmoid_terms, softmax_terms, softmax_terms_sparse
+
+__all__ = [
+    "BinaryCrossEntropy",
+    "CategoricalCrossEntropy",
+    "GHMCLoss",
+    "SigmoidFocalLoss",
+    "SigmoidHardTruncationLoss",
+    "SigmoidSoftTruncationLoss",
+    "SoftmaxFocalLoss",
+    "SoftmaxHardTruncationLoss",
+    "SoftmaxSoftTruncationLoss",
+    "SparseCategoricalCrossEntropy",
+]
+
+
+class KerasOps:
+    """The math core's ops namespace over ``keras.ops``."""
+
+    exp = staticmethod(K.exp)
+    log = staticmethod(K.log)
+    log1p = staticmethod(K.log1p)
+    sigmoid = staticmethod(K.sigmoid)
+    softplus = staticmethod(K.softplus)
+    ones_like = staticmethod(K.ones_like)
+    where = staticmethod(K.where)
+
+    @staticmethod
+    def maximum(x: Any, floor: float) -> Any:
+        return K.maximum(x, floor)
+
+    @staticmethod
+    def power(x: Any, exponent: float) -> Any:
+        return K.power(x, exponent)
+
+    @staticmethod
+    def logsumexp(x: Any, axis: int) -> Any:
+        return K.logsumexp(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def log_softmax(x: Any, axis: int) -> Any:
+        return K.log_softmax(x, axis=axis)
+
+    @staticmethod
+    def softmax(x: Any, axis: int) -> Any:
+        return K.softmax(x, axis=axis)
+
+    @staticmethod
+    def sum(x: Any, axis: int, keepdims: bool = False) -> Any:
+        return K.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def max(x: Any, axis: int) -> Any:
+        return K.max(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def take(x: Any, index: Any, axis: int) -> Any:
+        return K.take_along_axis(x, index, axis=axis)
+
+    @staticmethod
+    def index_mask(x: Any, index: Any, axis: int) -> Any:
+        """``index == c`` along the class axis, which is the last one in this face."""
+        if axis not in (-1, len(x.shape) - 1):
+            raise ValueError(f"KerasOps.index_mask: the class axis must be the last one; got axis={axis}.")
+        return K.equal(index, K.arange(x.shape[-1]))
+
+    @staticmethod
+    def one_hot_argmax(x: Any, axis: int) -> Any:
+        return KerasOps.index_mask(x, K.expand_dims(K.argmax(x, axis=axis), axis), axis)
+
+
+def _tiny(dtype: str) -> float:
+    return 1e-300 if dtype == "float64" else 1e-30
+
+
+def _probabilities_to_logits(p: Any) -> Any:
+    """``log p − log1p(−p)``, with ``p`` kept off 0 and 1 only by the dtype's smallest steps."""
+    dtype = keras.backend.standardize_dtype(p.dtype)
+    eps = 1e-16 if dtype == "float64" else 6e-8
+    low = 1e-300 if dtype == "float64" else 1e-38
+    p = K.clip(p, low, 1.0 - eps)
+    return K.log(p) - K.log1p(-p)
+
+
+class _Base(keras.losses.Loss):
+    """Keras conventions shared by every focalkit loss; subclasses define ``_options`` and ``_elementwise``."""
+
+    def __init__(self, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, dtype: str | None = None, **options: Any) -> None:
+        super().__init__(name=name or type(self).__name__, reduction=reduction, dtype=dtype)
+        self.from_logits = bool(from_logits)
+        self._options = options
+        self._check()
+
+    def _check(self) -> None:
+        """Reuse the PyTorch face's option checks, so both faces accept and reject the same values."""
+        import focalkit._inputs as I
+
+        name = type(self).__name__
+        o = self._options
+        if "gamma" in o:
+            I.check_gamma(name, o["gamma"])
+        if "label_smoothing" in o:
+            I.check_label_smoothing(name, o["label_smoothing"])
+        if "threshold" in o:
+            I.check_number(name, "threshold", o["threshold"], low=0.0, high=1.0, low_open=True)
+        if "k" in o:
+            I.check_number(name, "k", o["k"], low=0.0)
+        if "bins" in o:
+            I.check_int(name, "bins", o["bins"], low=1)
+        if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple):
+            I.check_number(name, "alpha", o["alpha"], low=0.0, high=1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "from_logits": self.from_logits, **self._options}
+
+
+class _SigmoidBase(_Base):
+    family = "bce"
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        x = K.convert_to_tensor(y_pred)
+        y = K.cast(y_true, x.dtype)
+        if not self.from_logits:
+            x = _probabilities_to_logits(x)
+        eps = self._options.get("label_smoothing", 0.0)
+        if eps:
+            y = y * (1.0 - eps) + 0.5 * eps
+        loss = self._elementwise(x, y)
+        return K.mean(loss, axis=-1)
+
+    def _elementwise(self, x: Any, y: Any) -> Any:
+        params = {k: v for k, v in self._options.items() if k not in {"label_smoothing"}}
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        return sigmoid_terms(KerasOps, self.family, x, y, order=0, tiny=_tiny(dtype), **params)[0]
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class BinaryCrossEntropy(_SigmoidBase):
+    """``−y log σ(x) − (1−y) log σ(−x)``, smoothing ``y ← y(1−ε) + ε/2``; :func:`focalkit.binary_cross_entropy`."""
+
+    def __init__(self, *, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(label_smoothing=label_smoothing, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SigmoidFocalLoss(_SigmoidBase):
+    """``α_t (1 − p_t)^γ · BCE``; :func:`focalkit.sigmoid_focal_loss`. Keras's
+    ``BinaryFocalCrossentropy(apply_class_balancing=True, alpha=α)`` is the same loss."""
+
+    family = "focal"
+
+    def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0,
+                 **kwargs: Any) -> None:
+        super().__init__(alpha=alpha, gamma=gamma, label_smoothing=label_smoothing, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SigmoidHardTruncationLoss(_SigmoidBase):
+    """``−y θ(m−p) log p − (1−y) θ(p−1+m) log(1−p)``; :func:`focalkit.sigmoid_hard_truncation_loss`."""
+
+    family = "hard"
+
+    def __init__(self, *, threshold: float = 0.5, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(threshold=threshold, label_smoothing=label_smoothing, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SigmoidSoftTruncationLoss(_SigmoidBase):
+    """``−y σ(−Kx) log σ(x) − (1−y) σ(Kx) log σ(−x)``; :func:`focalkit.sigmoid_soft_truncation_loss`."""
+
+    family = "soft"
+
+    def __init__(self, *, k: float = 1.0, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(k=k, label_smoothing=label_smoothing, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class GHMCLoss(_SigmoidBase):
+    """GHM-C with this batch's gradient-norm histogram (stateless); :func:`focalkit.ghmc_loss`."""
+
+    family = "ghmc"
+
+    def __init__(self, *, bins: int = 10, **kwargs: Any) -> None:
+        super().__init__(bins=bins, **kwargs)
+
+    def _elementwise(self, x: Any, y: Any) -> Any:
+        bins = self._options["bins"]
+        g = K.stop_gradient(K.abs(K.sigmoid(x) - y))
+        index = K.minimum(K.cast(g * bins, "int32"), bins - 1)
+        counts = K.sum(K.cast(K.equal(K.expand_dims(index, -1), K.arange(bins)), x.dtype),
+                       axis=tuple(range(len(x.shape))))
+        n = K.cast(K.size(x), x.dtype)
+        nonempty = K.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
+        beta = K.stop_gradient(n / K.take(K.maximum(counts, 1.0), index) / nonempty)
+        return sigmoid_terms(KerasOps, "ghmc", x, y, order=0, beta=beta)[0]
+
+
+class _SoftmaxBase(_Base):
+    family = "ce"
+    sparse = False
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        x = K.convert_to_tensor(y_pred)
+        if not self.from_logits:
+            dtype = keras.backend.standardize_dtype(x.dtype)
+            x = K.log(K.clip(x, 1e-300 if dtype == "float64" else 1e-38, 1.0))
+        opts = dict(self._options)
+        eps = opts.pop("label_smoothing", 0.0)
+        alpha = opts.pop("alpha", None)
+        num_classes = x.shape[-1]
+        factor = None
+        if alpha is not None:
+            factor = K.convert_to_tensor(list(alpha) if isinstance(alpha, list | tuple) else [alpha] * num_classes,
+                                         dtype=x.dtype)
+        if self.sparse and not eps:
+            index = K.expand_dims(K.cast(y_true, "int32"), -1)
+            qt = 1.0 if factor is None else K.take(factor, index)
+            loss, _ = softmax_terms_sparse(KerasOps, self.family, x, index, qt, axis=-1, order=0, **opts)
+            return K.squeeze(loss, -1)
+        q = K.one_hot(K.cast(y_true, "int32"), num_classes, dtype=x.dtype) if self.sparse else K.cast(y_true, x.dtype)
+        if eps:
+            q = q * (1.0 - eps) + eps / num_classes
+        if factor is not None:
+            q = q * factor
+        return softmax_terms(KerasOps, self.family, x, q, axis=-1, order=0, **opts)[0]
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class CategoricalCrossEntropy(_SoftmaxBase):
+    """One-hot or probability targets; :func:`focalkit.cross_entropy`."""
+
+    def __init__(self, *, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(label_smoothing=label_smoothing, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SparseCategoricalCrossEntropy(CategoricalCrossEntropy):
+    """Integer class ids; :func:`focalkit.cross_entropy`."""
+
+    sparse = True
+
+
+def _softmax_class(name: str, family: str, doc: str, defaults: dict[str, Any]):
+    def __init__(self, *, sparse: bool = False, **kwargs: Any) -> None:
+        options = {**defaults, **{k: v for k, v in kwargs.items() if k in defaults}}
+        rest = {k: v for k, v in kwargs.items() if k not in defaults}
+        self.sparse = bool(sparse)
+        _SoftmaxBase.__init__(self, **options, **rest)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**_Base.get_config(self), "sparse": self.sparse}
+
+    cls = type(name, (_SoftmaxBase,), {"family": family, "__doc__": doc, "__init__": __init__,
+                                       "get_config": get_config, "__module__": __name__})
+    return keras.saving.register_keras_serializable(package="focalkit")(cls)
+
+
+SoftmaxFocalLoss = _softmax_class(
+    "SoftmaxFocalLoss", "focal",
+    "``−Σ_c α_c q_c (1 − p_c)^γ log p_c`` (one-hot, probability or, with ``sparse=True``, integer targets); "
+    ":func:`focalkit.softmax_focal_loss`. Keras's ``CategoricalFocalCrossentropy(alpha=α)`` is the same loss "
+    "for a scalar α.",
+    {"alpha": None, "gamma": 2.0, "label_smoothing": 0.0})
+SoftmaxHardTruncationLoss = _softmax_class(
+    "SoftmaxHardTruncationLoss", "hard", "``−θ(m − p_t) log p_t``; :func:`focalkit.softmax_hard_truncation_loss`.",
+    {"threshold": 0.5, "label_smoothing": 0.0})
+SoftmaxSoftTruncationLoss = _softmax_class(
+    "SoftmaxSoftTruncationLoss", "soft", "``−softmax(−Kx)_t log p_t``; :func:`focalkit.softmax_soft_truncation_loss`.",
+    {"k": 1.0, "label_smoothing": 0.0})
