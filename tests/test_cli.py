@@ -244,3 +244,11 @@ def test_the_readme_main_job_completes(tmp_path):
     summary = json.loads((tmp_path / "focalkit-report" / "summary.json").read_text())
     assert len(summary["seeds"]) == 10
     assert len(summary["comparisons"]) == 6
+
+
+def test_compare_nproc_trains_with_ddp_and_ranks_agree(capsys):
+    rc = main(["compare", "--nproc", "2", "--losses", "ghmc:bins=10,momentum=0.5", "--epochs", "3"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "DDP over 2 gloo processes" in out
+    assert "identical: True" in out

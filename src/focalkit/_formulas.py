@@ -40,7 +40,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["SIGMOID_FAMILIES", "SOFTMAX_FAMILIES", "sigmoid_terms", "softmax_terms", "softmax_terms_sparse"]
+__all__ = [
+    "SIGMOID_FAMILIES",
+    "SOFTMAX_FAMILIES",
+    "ghmc_beta",
+    "ghmc_bin_index",
+    "sigmoid_terms",
+    "softmax_sparse_with_hessian",
+    "softmax_terms",
+    "softmax_terms_sparse",
+]
 
 SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc")
 SOFTMAX_FAMILIES = ("ce", "focal", "hard", "soft", "complement")
@@ -61,6 +70,20 @@ def _power(ops: Any, q: Any, exponent: float, tiny: float) -> Any:
             out = out * q
         return out
     return ops.power(ops.maximum(q, tiny), exponent)
+
+
+def ghmc_bin_index(ops: Any, x: Any, y: Any, bins: int) -> Any:
+    """GHM-C's bin of ``g = |σ(x) − y|``: ``floor(g · bins)``, the top edge (``g = 1``) in the last bin."""
+    return ops.to_bin(ops.abs(ops.sigmoid(x) - y) * bins, bins)
+
+
+def ghmc_beta(ops: Any, density: Any, n_valid: Any, divisor: Any) -> Any:
+    """GHM-C's weight per bin, ``β_b = N / (density_b · divisor)``, 0 for an empty bin.
+
+    ``divisor`` is the number of non-empty bins (the authors' code) or of all bins (the paper).
+    """
+    filled = density > 0
+    return ops.where(filled, n_valid / ops.where(filled, density, 1.0) / divisor, 0.0)
 
 
 def heaviside(ops: Any, z: Any) -> Any:
@@ -136,7 +159,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         if order == 1:
             return loss, grad, None
         duu = k * uu * (ubar - u)
-        hess = (y * (-k * duu * n_pos + 2.0 * k * uu * sbar - ubar * s * sbar)
+        hess = (y * (-k * duu * n_pos + 2.0 * k * uu * sbar + ubar * s * sbar)
                 + (1.0 - y) * (k * duu * n_neg + 2.0 * k * uu * s + u * s * sbar))
         return loss, grad, hess
     raise ValueError(f"sigmoid_terms: unknown family {family!r}")
@@ -250,3 +273,39 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     else:
         grad, total = a * p + b * v, a + b
     return loss, ops.add_at(grad, index, -total, axis)
+
+
+def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = -1,
+                                gamma: float = 2.0, threshold: float = 0.5) -> tuple[Any, Any, Any]:
+    r"""Loss, gradient and diagonal Hessian of a class-id softmax loss that depends on ``p_t`` alone.
+
+    With ``ℓ = q_t f(p_t)`` and ``∂p_t/∂x_j = p_t (δ_{tj} − p_j)``:
+    ``∂ℓ/∂x_j = q_t f'(p_t) p_t (δ_{tj} − p_j)`` and
+    ``∂²ℓ/∂x_j² = q_t [f''(p_t) p_t² (δ_{tj} − p_j)² + f'(p_t) p_t ((δ_{tj} − p_j)² − p_j (1 − p_j))]``.
+    Cross-entropy: ``f = −log u``; focal: ``f = −(1−u)^γ log u``; hard truncation: ``f = −θ(m − u) log u``
+    with ``θ`` held constant. For cross-entropy the diagonal is the familiar ``p_j (1 − p_j)``.
+    Used in float64 by the gradient-boosting objectives.
+    """
+    z = x - ops.max(x, axis)
+    e = ops.exp(z)
+    log_s = ops.log(ops.sum(e, axis, keepdims=True))
+    log_u = ops.take(z, index, axis) - log_s
+    u = ops.exp(log_u)
+    p = e / ops.exp(log_s)
+    if family == "ce" or family == "hard":
+        lam = 1.0 if family == "ce" else heaviside(ops, threshold - u)
+        f, f1, f2 = -lam * log_u, -lam / u, lam / (u * u)
+    elif family == "focal":
+        one_minus = ops.exp(_log_one_minus_target(ops, e, log_s, ops.index_mask(x, index, axis), axis))
+        w = _power(ops, one_minus, gamma, 1e-300)
+        w1 = _power(ops, one_minus, gamma - 1.0, 1e-300)
+        w2 = _power(ops, one_minus, gamma - 2.0, 1e-300)
+        f = -w * log_u
+        f1 = gamma * w1 * log_u - w / u
+        f2 = -gamma * (gamma - 1.0) * w2 * log_u + 2.0 * gamma * w1 / u + w / (u * u)
+    else:
+        raise ValueError(f"softmax_sparse_with_hessian: no Hessian for family {family!r}")
+    delta = ops.add_at(-p, index, 1.0, axis)  # δ_tj − p_j
+    grad = target_weight * f1 * u * delta
+    hess = target_weight * (f2 * u * u * delta * delta + f1 * u * (delta * delta - p * (1.0 - p)))
+    return target_weight * f, grad, hess

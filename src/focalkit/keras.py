@@ -25,7 +25,7 @@ from typing import Any
 import keras
 from keras import ops as K
 
-from ._formulas import sigmoid_terms, softmax_terms, softmax_terms_sparse
+from ._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
 
 __all__ = [
     "BinaryCrossEntropy",
@@ -45,6 +45,7 @@ class KerasOps:
     """The math core's ops namespace over ``keras.ops``."""
 
     exp = staticmethod(K.exp)
+    abs = staticmethod(K.abs)
     log = staticmethod(K.log)
     log1p = staticmethod(K.log1p)
     sigmoid = staticmethod(K.sigmoid)
@@ -55,6 +56,10 @@ class KerasOps:
     @staticmethod
     def maximum(x: Any, floor: float) -> Any:
         return K.maximum(x, floor)
+
+    @staticmethod
+    def to_bin(v: Any, bins: int) -> Any:
+        return K.minimum(K.cast(v, "int32"), bins - 1)
 
     @staticmethod
     def power(x: Any, exponent: float) -> Any:
@@ -213,13 +218,11 @@ class GHMCLoss(_SigmoidBase):
 
     def _elementwise(self, x: Any, y: Any) -> Any:
         bins = self._options["bins"]
-        g = K.stop_gradient(K.abs(K.sigmoid(x) - y))
-        index = K.minimum(K.cast(g * bins, "int32"), bins - 1)
+        index = K.stop_gradient(ghmc_bin_index(KerasOps, x, y, bins))
         counts = K.sum(K.cast(K.equal(K.expand_dims(index, -1), K.arange(bins)), x.dtype),
                        axis=tuple(range(len(x.shape))))
-        n = K.cast(K.size(x), x.dtype)
-        nonempty = K.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
-        beta = K.stop_gradient(n / K.take(K.maximum(counts, 1.0), index) / nonempty)
+        divisor = K.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
+        beta = K.stop_gradient(K.take(ghmc_beta(KerasOps, counts, K.cast(K.size(x), x.dtype), divisor), index))
         return sigmoid_terms(KerasOps, "ghmc", x, y, order=0, beta=beta)[0]
 
 

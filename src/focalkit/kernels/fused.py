@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._formulas import sigmoid_terms, softmax_terms, softmax_terms_sparse
+from .._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
 from .ops import TINY, TorchOps
 
 __all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss"]
@@ -57,10 +57,7 @@ def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
 
 
 def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
-    """Bin ``floor(g · bins)`` of ``g = |σ(x) − y|``, the top edge included: the article's
-    ``edges[i] <= g < edges[i+1]`` test but for ``g`` within a rounding error of an edge."""
-    g = (torch.sigmoid(x) - y).abs_().mul_(bins)
-    return g.to(torch.int64).clamp_(max=bins - 1)
+    return ghmc_bin_index(TorchOps, x, y, bins)
 
 
 def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
@@ -247,7 +244,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
             divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
         else:
             divisor = torch.tensor(float(bins), dtype=dtype, device=x.device)
-        beta_bins = torch.where(density > 0, n_valid / torch.where(density > 0, density, 1.0) / divisor, 0.0)
+        beta_bins = ghmc_beta(TorchOps, density, n_valid, divisor)
     return beta_bins, density
 
 

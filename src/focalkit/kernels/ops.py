@@ -19,8 +19,13 @@ class TorchOps:
     """The math core on torch tensors (used inside the fused autograd Functions and for autograd)."""
 
     exp = staticmethod(torch.exp)
+    abs = staticmethod(torch.abs)
     log1p = staticmethod(torch.log1p)
     sigmoid = staticmethod(torch.sigmoid)
+
+    @staticmethod
+    def to_bin(v: torch.Tensor, bins: int) -> torch.Tensor:
+        return v.to(torch.int64).clamp_(max=bins - 1)
     ones_like = staticmethod(torch.ones_like)
     log_softmax = staticmethod(torch.log_softmax)
     softmax = staticmethod(torch.softmax)
@@ -80,7 +85,12 @@ class NumpyOps:
     """The math core on float64 NumPy arrays (gradient-boosting objectives)."""
 
     exp = staticmethod(np.exp)
+    abs = staticmethod(np.abs)
     log1p = staticmethod(np.log1p)
+
+    @staticmethod
+    def to_bin(v: np.ndarray, bins: int) -> np.ndarray:
+        return np.minimum(v.astype(np.int64), bins - 1)
     ones_like = staticmethod(np.ones_like)
     where = staticmethod(np.where)
     power = staticmethod(np.power)

@@ -1,0 +1,195 @@
+"""The Keras 3 face: the same numbers as the PyTorch core, Keras's own losses where they overlap,
+model.fit, save/load; on the torch backend here and on JAX in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import focalkit as fk
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":  # conftest sets KERAS_BACKEND=torch before keras is imported
+    pytest.skip("these in-process tests expect the torch backend", allow_module_level=True)
+
+from focalkit import keras as fkk  # noqa: E402
+
+
+def _binary(n=16, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=3, size=(n, c)).astype("float32"), (rng.random((n, c)) < 0.3).astype("float32")
+
+
+def _multi(n=16, c=4, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=2, size=(n, c)).astype("float32"), rng.integers(0, c, size=n)
+
+
+def _np(t):
+    return keras.ops.convert_to_numpy(t)
+
+
+SIGMOID = [
+    (fkk.BinaryCrossEntropy(label_smoothing=0.1), lambda x, y: fk.binary_cross_entropy(x, y, label_smoothing=0.1,
+                                                                                      reduction="none")),
+    (fkk.SigmoidFocalLoss(alpha=0.3, gamma=1.5), lambda x, y: fk.sigmoid_focal_loss(x, y, alpha=0.3, gamma=1.5,
+                                                                                   reduction="none")),
+    (fkk.SigmoidHardTruncationLoss(threshold=0.6),
+     lambda x, y: fk.sigmoid_hard_truncation_loss(x, y, threshold=0.6, reduction="none")),
+    (fkk.SigmoidSoftTruncationLoss(k=2.0), lambda x, y: fk.sigmoid_soft_truncation_loss(x, y, k=2.0, reduction="none")),
+    (fkk.GHMCLoss(bins=5), None),
+]
+SOFTMAX = [
+    (fkk.SparseCategoricalCrossEntropy(), lambda x, t: fk.cross_entropy(x, t, reduction="none")),
+    (fkk.SoftmaxFocalLoss(sparse=True, alpha=[0.1, 0.2, 0.3, 0.4], gamma=2.0),
+     lambda x, t: fk.softmax_focal_loss(x, t, alpha=[0.1, 0.2, 0.3, 0.4], reduction="none")),
+    (fkk.SoftmaxHardTruncationLoss(sparse=True, threshold=0.4),
+     lambda x, t: fk.softmax_hard_truncation_loss(x, t, threshold=0.4, reduction="none")),
+    (fkk.SoftmaxSoftTruncationLoss(sparse=True, k=1.5),
+     lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=1.5, reduction="none")),
+]
+
+
+@pytest.mark.parametrize("pair", SIGMOID, ids=lambda p: type(p[0]).__name__)
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_sigmoid_losses_equal_the_pytorch_core(pair, from_logits, agree):
+    loss, core = pair
+    x, y = _binary()
+    loss = type(loss).from_config({**loss.get_config(), "from_logits": from_logits, "reduction": None})
+    pred = x if from_logits else 1 / (1 + np.exp(-x.astype("float64")))
+    if core is None:  # GHM-C: the stateless torch function on the same batch
+        expected = fk.ghmc_loss(torch.tensor(x), torch.tensor(y), bins=5, reduction="none").mean(-1)
+    else:
+        expected = core(torch.tensor(x), torch.tensor(y)).mean(-1)
+    agree("keras(torch): vs PyTorch core", _np(loss(y, pred.astype("float32"))), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pair", SOFTMAX, ids=lambda p: type(p[0]).__name__)
+def test_softmax_losses_equal_the_pytorch_core(pair, agree):
+    loss, core = pair
+    x, t = _multi()
+    loss = type(loss).from_config({**loss.get_config(), "reduction": None})
+    agree("keras(torch): vs PyTorch core", _np(loss(t, x)), core(torch.tensor(x), torch.tensor(t)), rtol=1e-5,
+          atol=1e-6)
+    dense = type(loss).from_config({**loss.get_config(), "sparse": False})
+    if "sparse" in loss.get_config():
+        agree("keras(torch): vs PyTorch core", _np(dense(np.eye(4, dtype="float32")[t], x)),
+              core(torch.tensor(x), torch.tensor(t)), rtol=1e-5, atol=1e-6)
+
+
+def test_probabilities_in_keep_precision_where_keras_clips(agree):
+    # p = 1e-9 for a positive: Keras clips at 1e-7 (loss 16.1), the exact loss is −log(1e-9) = 20.7
+    p = np.array([[1e-9]], dtype="float32")
+    y = np.ones((1, 1), dtype="float32")
+    ours = _np(fkk.BinaryCrossEntropy(from_logits=False, reduction=None)(y, p))
+    theirs = _np(keras.losses.BinaryCrossentropy(from_logits=False, reduction=None)(y, p))
+    assert ours[0] == pytest.approx(-np.log(1e-9), rel=1e-4)
+    assert theirs[0] < 17
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_matches_keras_binary_focal(smoothing, agree):
+    x, y = _binary()
+    ours = fkk.SigmoidFocalLoss(alpha=0.25, gamma=2.0, label_smoothing=smoothing, reduction=None)
+    theirs = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=2.0,
+                                                  from_logits=True, label_smoothing=smoothing, reduction=None)
+    agree("keras: BinaryFocalCrossentropy (focalkit.keras)", _np(ours(y, x)), _np(theirs(y, x)), rtol=1e-5,
+          atol=1e-6)
+
+
+def test_matches_keras_categorical_focal_and_crossentropy(agree):
+    x, t = _multi()
+    q = np.eye(4, dtype="float32")[t]
+    ours = fkk.SoftmaxFocalLoss(alpha=0.25, gamma=2.0, reduction=None)
+    theirs = keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, from_logits=True, reduction=None)
+    agree("keras: CategoricalFocalCrossentropy (focalkit.keras)", _np(ours(q, x)), _np(theirs(q, x)), rtol=1e-5,
+          atol=1e-6)
+    ce = fkk.CategoricalCrossEntropy(label_smoothing=0.1, reduction=None)
+    kce = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1, reduction=None)
+    agree("keras: CategoricalCrossentropy (focalkit.keras)", _np(ce(q, x)), _np(kce(q, x)), rtol=1e-5, atol=1e-6)
+
+
+def test_sample_weight_and_reductions():
+    x, y = _binary()
+    w = np.linspace(0, 1, 16).astype("float32")
+    per = _np(fkk.SigmoidFocalLoss(reduction=None)(y, x))
+    total = _np(fkk.SigmoidFocalLoss(reduction="sum")(y, x, sample_weight=w))
+    assert total == pytest.approx(float((per * w).sum()), rel=1e-5)
+    mean = _np(fkk.SigmoidFocalLoss()(y, x, sample_weight=w))
+    assert mean == pytest.approx(float((per * w).sum() / 16), rel=1e-5)  # Keras's sum_over_batch_size
+
+
+def test_bad_options_raise_like_the_torch_face():
+    with pytest.raises(ValueError, match="SigmoidFocalLoss: gamma must be in"):
+        fkk.SigmoidFocalLoss(gamma=-1.0)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        fkk.SoftmaxHardTruncationLoss(threshold=0.0)
+
+
+def test_model_fit_lowers_the_loss_and_saves_and_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6)).astype("float32")
+    y = (x[:, :1] + 0.5 * x[:, 1:2] > 1.0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=fkk.SigmoidFocalLoss(alpha=0.25, gamma=2.0))
+    history = model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.loss, fkk.SigmoidFocalLoss)
+    assert loaded.loss.get_config()["gamma"] == 2.0
+    np.testing.assert_allclose(_np(loaded.predict(x, verbose=0)), _np(model.predict(x, verbose=0)), rtol=1e-6)
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+JAX_SCRIPT = r"""
+import json, numpy as np, keras
+from focalkit import keras as fkk
+rng = np.random.default_rng(0)
+x = rng.normal(scale=3, size=(16, 3)).astype("float32"); y = (rng.random((16, 3)) < 0.3).astype("float32")
+xm = rng.normal(scale=2, size=(16, 4)).astype("float32"); t = rng.integers(0, 4, size=16)
+out = {"backend": keras.backend.backend(),
+       "focal": np.asarray(fkk.SigmoidFocalLoss(alpha=0.3, gamma=1.5, reduction=None)(y, x)).tolist(),
+       "soft": np.asarray(fkk.SigmoidSoftTruncationLoss(k=2.0, reduction=None)(y, x)).tolist(),
+       "softmax_focal": np.asarray(fkk.SoftmaxFocalLoss(sparse=True, gamma=2.0, reduction=None)(t, xm)).tolist(),
+       "ce": np.asarray(fkk.CategoricalCrossEntropy(label_smoothing=0.1, reduction=None)(np.eye(4)[t], xm)).tolist()}
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.Adam(0.05), loss=fkk.SigmoidFocalLoss())
+h = model.fit(x, y[:, :1], epochs=20, verbose=0)
+out["fit"] = [h.history["loss"][0], h.history["loss"][-1]]
+print(json.dumps(out))
+"""
+
+
+def test_jax_backend_gives_the_same_numbers(agree):
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    rng = np.random.default_rng(0)  # the script's draws, in its order
+    x = rng.normal(scale=3, size=(16, 3)).astype("float32")
+    y = (rng.random((16, 3)) < 0.3).astype("float32")
+    xm = rng.normal(scale=2, size=(16, 4)).astype("float32")
+    t = rng.integers(0, 4, size=16)
+    xt, yt, xmt, tt = map(torch.tensor, (x, y, xm, t))
+    agree("keras(jax): vs PyTorch core", out["focal"],
+          fk.sigmoid_focal_loss(xt, yt, alpha=0.3, gamma=1.5, reduction="none").mean(-1), rtol=1e-5, atol=1e-6)
+    agree("keras(jax): vs PyTorch core", out["soft"],
+          fk.sigmoid_soft_truncation_loss(xt, yt, k=2.0, reduction="none").mean(-1), rtol=1e-5, atol=1e-6)
+    agree("keras(jax): vs PyTorch core", out["softmax_focal"], fk.softmax_focal_loss(xmt, tt, reduction="none"),
+          rtol=1e-5, atol=1e-6)
+    agree("keras(jax): vs PyTorch core", out["ce"], fk.cross_entropy(xmt, tt, label_smoothing=0.1, reduction="none"),
+          rtol=1e-5, atol=1e-6)
+    assert out["fit"][1] < out["fit"][0]
