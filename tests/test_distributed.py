@@ -88,6 +88,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
         shard = slice(*SHARDS[rank])
         torch.save({"sync": _losses_and_grads(shard, True), "local": _losses_and_grads(shard, False),
                     "ghm": _ghm_steps(shard, True)}, os.path.join(folder, f"rank{rank}.pt"))
+        dist.barrier()  # leave together
     finally:
         dist.destroy_process_group()
 

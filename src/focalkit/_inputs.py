@@ -292,6 +292,10 @@ class SigmoidInputs:
     ignore_index: int | None
     dtype: torch.dtype  # the compute dtype
     out_dtype: torch.dtype
+    reduction: str = "mean"
+    normalizer: float | Tensor | str | None = None
+    label_smoothing: float = 0.0
+    sync: object = False
 
 
 def sigmoid_inputs(
@@ -300,8 +304,18 @@ def sigmoid_inputs(
     target: object,
     *,
     sample_weight: object = None,
-    ignore_index: int | None = None,
+    ignore_index: object = None,
+    reduction: object = "mean",
+    normalizer: object = None,
+    label_smoothing: object = 0.0,
+    sync: object = False,
 ) -> SigmoidInputs:
+    """Check the options every sigmoid-family loss shares, then the tensors."""
+    reduction = check_reduction(fn, reduction)
+    eps = check_label_smoothing(fn, label_smoothing)
+    ignore_index = check_optional_int(fn, "ignore_index", ignore_index)
+    norm = check_normalizer(fn, normalizer, reduction)
+    group = check_sync(fn, sync)
     x = check_logits(fn, logits)
     y = _check_tensor(fn, "target", target)
     if y.shape != x.shape:
@@ -318,7 +332,7 @@ def sigmoid_inputs(
                 extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
                 raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
     w = check_sample_weight(fn, sample_weight, x.shape)
-    return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), x.dtype)
+    return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), x.dtype, reduction, norm, eps, group)
 
 
 @dataclass
@@ -334,6 +348,10 @@ class SoftmaxInputs:
     ignore_index: int
     dtype: torch.dtype
     out_dtype: torch.dtype
+    reduction: str = "mean"
+    normalizer: float | Tensor | str | None = None
+    label_smoothing: float = 0.0
+    sync: object = False
 
     @property
     def num_classes(self) -> int:
@@ -346,10 +364,21 @@ def softmax_inputs(
     target: object,
     *,
     class_weight: object = None,
-    ignore_index: int = -100,
+    ignore_index: object = -100,
     sample_weight: object = None,
-    class_dim: int = 1,
+    class_dim: object = 1,
+    reduction: object = "mean",
+    normalizer: object = None,
+    label_smoothing: object = 0.0,
+    sync: object = False,
 ) -> SoftmaxInputs:
+    """Check the options every softmax-family loss shares, then the tensors."""
+    reduction = check_reduction(fn, reduction)
+    eps = check_label_smoothing(fn, label_smoothing)
+    ignore_index = check_int(fn, "ignore_index", ignore_index)
+    class_dim = check_int(fn, "class_dim", class_dim)
+    norm = check_normalizer(fn, normalizer, reduction, positives=False)
+    group = check_sync(fn, sync)
     x = check_logits(fn, logits)
     t = _check_tensor(fn, "target", target)
     if x.ndim < 2:
@@ -409,4 +438,5 @@ def softmax_inputs(
         if t.dtype != torch.long:
             t = t.long()
     w = check_sample_weight(fn, sample_weight, loss_shape)
-    return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, x.dtype)
+    return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, x.dtype, reduction, norm, eps,
+                         group)

@@ -62,14 +62,10 @@ def binary_cross_entropy(
         1.41
     """
     fn = "binary_cross_entropy"
-    I.check_reduction(fn, reduction)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
+                           reduction=reduction, normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
     pw = None if pos_weight is None else _check_pos_weight(fn, pos_weight, inp.logits)
-    return run_sigmoid(inp, "bce", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       pos_weight=pw, label_smoothing=eps)
+    return run_sigmoid(inp, "bce", pos_weight=pw)
 
 
 def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Tensor | float:
@@ -131,11 +127,7 @@ def cross_entropy(
         0.2413
     """
     fn = "cross_entropy"
-    I.check_reduction(fn, reduction)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
-    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
-                           sample_weight=sample_weight, class_dim=class_dim)
-    return run_softmax(inp, "ce", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       label_smoothing=eps)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore_index,
+                           sample_weight=sample_weight, class_dim=class_dim, reduction=reduction,
+                           normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
+    return run_softmax(inp, "ce")

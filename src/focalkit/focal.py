@@ -57,15 +57,11 @@ def sigmoid_focal_loss(
         0.6404
     """
     fn = "sigmoid_focal_loss"
-    I.check_reduction(fn, reduction)
     a = I.check_alpha_binary(fn, alpha)
     g = I.check_gamma(fn, gamma)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "focal", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       alpha=a, gamma=g, label_smoothing=eps)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
+                           reduction=reduction, normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
+    return run_sigmoid(inp, "focal", alpha=a, gamma=g)
 
 
 def softmax_focal_loss(
@@ -114,15 +110,11 @@ def softmax_focal_loss(
         0.0111
     """
     fn = "softmax_focal_loss"
-    I.check_reduction(fn, reduction)
     a = I.check_alpha_multiclass(fn, alpha)
     g = I.check_gamma(fn, gamma)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
-    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
-                           sample_weight=sample_weight, class_dim=class_dim)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore_index,
+                           sample_weight=sample_weight, class_dim=class_dim, reduction=reduction,
+                           normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
     if isinstance(a, Tensor) and a.numel() != inp.num_classes:
         raise ValueError(f"{fn}: alpha must have one value per class ({inp.num_classes}); got {a.numel()}.")
-    return run_softmax(inp, "focal", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       alpha=a, gamma=g, label_smoothing=eps)
+    return run_softmax(inp, "focal", alpha=a, gamma=g)

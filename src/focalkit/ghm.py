@@ -100,15 +100,12 @@ def _ghmc(
     (``bincount`` / ``scatter_add`` into ``bins`` slots, all-reduced across ranks with ``sync``), then
     the loss with each element's ``β`` gathered from its bin.
     """
-    I.check_reduction(fn, reduction)
     b = check_ghmc_options(fn, bins, bin_normalization)
-    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
-    group = I.check_sync(fn, sync)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    cfg = SigmoidConfig("ghmc", reduction, inp.dtype, ignore_index=ignore, bins=b)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
+                           reduction=reduction, normalizer=normalizer, sync=sync)
+    cfg = SigmoidConfig("ghmc", inp.reduction, inp.dtype, ignore_index=inp.ignore_index, bins=b)
     beta_bins, density = ghmc_bin_weights(cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum,
                                           running_counts=running_counts, bin_normalization=bin_normalization,
-                                          sync=(lambda t: all_reduce(t, group)[0]) if group else None)
-    loss = run_sigmoid(inp, "ghmc", reduction=reduction, normalizer=norm, sync=group, beta_bins=beta_bins, bins=b)
+                                          sync=(lambda t: all_reduce(t, inp.sync)[0]) if inp.sync else None)
+    loss = run_sigmoid(inp, "ghmc", beta_bins=beta_bins, bins=b)
     return loss, density

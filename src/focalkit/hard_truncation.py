@@ -52,14 +52,10 @@ def sigmoid_hard_truncation_loss(
         0.0
     """
     fn = "sigmoid_hard_truncation_loss"
-    I.check_reduction(fn, reduction)
     m = I.check_number(fn, "threshold", threshold, low=0.0, high=1.0, low_open=True)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "hard", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       threshold=m, label_smoothing=eps)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
+                           reduction=reduction, normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
+    return run_sigmoid(inp, "hard", threshold=m)
 
 
 def softmax_hard_truncation_loss(
@@ -98,12 +94,8 @@ def softmax_hard_truncation_loss(
         0.0
     """
     fn = "softmax_hard_truncation_loss"
-    I.check_reduction(fn, reduction)
     m = I.check_number(fn, "threshold", threshold, low=0.0, high=1.0, low_open=True)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
-    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
-                           sample_weight=sample_weight, class_dim=class_dim)
-    return run_softmax(inp, "hard", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       threshold=m, label_smoothing=eps)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore_index,
+                           sample_weight=sample_weight, class_dim=class_dim, reduction=reduction,
+                           normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
+    return run_softmax(inp, "hard", threshold=m)

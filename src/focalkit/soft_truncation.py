@@ -52,14 +52,10 @@ def sigmoid_soft_truncation_loss(
         1.11
     """
     fn = "sigmoid_soft_truncation_loss"
-    I.check_reduction(fn, reduction)
     kk = I.check_number(fn, "k", k, low=0.0)
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_optional_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction)
-    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore)
-    return run_sigmoid(inp, "soft", reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       k=kk, label_smoothing=eps)
+    inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
+                           reduction=reduction, normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
+    return run_sigmoid(inp, "soft", k=kk)
 
 
 def softmax_soft_truncation_loss(
@@ -107,15 +103,11 @@ def softmax_soft_truncation_loss(
         0.0517
     """
     fn = "softmax_soft_truncation_loss"
-    I.check_reduction(fn, reduction)
     kk = I.check_number(fn, "k", k, low=0.0)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"{fn}: weighting must be one of 'softmax', 'complement'; got {weighting!r}.")
-    eps = I.check_label_smoothing(fn, label_smoothing)
-    ignore = I.check_int(fn, "ignore_index", ignore_index)
-    norm = I.check_normalizer(fn, normalizer, reduction, positives=False)
-    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore,
-                           sample_weight=sample_weight, class_dim=class_dim)
+    inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore_index,
+                           sample_weight=sample_weight, class_dim=class_dim, reduction=reduction,
+                           normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
     family = "soft" if weighting == "softmax" else "complement"
-    return run_softmax(inp, family, reduction=reduction, normalizer=norm, sync=I.check_sync(fn, sync),
-                       k=kk, label_smoothing=eps)
+    return run_softmax(inp, family, k=kk)

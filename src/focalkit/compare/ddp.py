@@ -69,6 +69,8 @@ def _worker(rank: int, world: int, port: int, data: Dataset, spec: LossSpec, pro
             test = evaluate(split.y_test, _probs(model, split.x_test, binary))["ap"]
             torch.save({"val_ap": val, "test_ap": test, "param_spread": spread, "lr": lr,
                         "seconds": time.perf_counter() - start}, out)
+        dist.barrier()  # leave together: a rank that tears down early can abort in gloo's threads
+        del ddp
     finally:
         dist.destroy_process_group()
 

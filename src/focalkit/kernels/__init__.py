@@ -15,15 +15,15 @@ from .fused import SigmoidConfig, SoftmaxConfig, all_reduce, ghmc_bin_weights, s
 __all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights", "run_sigmoid", "run_softmax"]
 
 
-def run_sigmoid(inp: SigmoidInputs, family: str, *, reduction: str, normalizer: float | Tensor | str | None,
-                pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None, **params: Any) -> Tensor:
-    cfg = SigmoidConfig(family, reduction, inp.dtype, ignore_index=inp.ignore_index, **params)
+def run_sigmoid(inp: SigmoidInputs, family: str, *, pos_weight: Tensor | float | None = None,
+                beta_bins: Tensor | None = None, **params: Any) -> Tensor:
+    cfg = SigmoidConfig(family, inp.reduction, inp.dtype, ignore_index=inp.ignore_index,
+                        label_smoothing=inp.label_smoothing, sync=inp.sync, **params)
     return sigmoid_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, pos_weight=pos_weight,
-                        beta_bins=beta_bins, normalizer=normalizer, out_dtype=inp.out_dtype)
+                        beta_bins=beta_bins, normalizer=inp.normalizer, out_dtype=inp.out_dtype)
 
 
-def run_softmax(inp: SoftmaxInputs, family: str, *, reduction: str, normalizer: float | Tensor | str | None,
-                alpha: float | Tensor | None = None, **params: Any) -> Tensor:
+def run_softmax(inp: SoftmaxInputs, family: str, *, alpha: float | Tensor | None = None, **params: Any) -> Tensor:
     """``alpha`` (scalar or per class) and the class weights both scale the per-class target weights."""
     factor = inp.class_weight
     if isinstance(alpha, Tensor):
@@ -31,9 +31,10 @@ def run_softmax(inp: SoftmaxInputs, family: str, *, reduction: str, normalizer: 
         factor = alpha if factor is None else factor * alpha
     elif alpha is not None:
         factor = _full(inp, alpha) if factor is None else factor * alpha
-    cfg = SoftmaxConfig(family, reduction, inp.dtype, ignore_index=inp.ignore_index, sparse=inp.sparse, **params)
+    cfg = SoftmaxConfig(family, inp.reduction, inp.dtype, ignore_index=inp.ignore_index, sparse=inp.sparse,
+                        label_smoothing=inp.label_smoothing, sync=inp.sync, **params)
     return softmax_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, class_factor=factor,
-                        class_weight=inp.class_weight, normalizer=normalizer, out_dtype=inp.out_dtype)
+                        class_weight=inp.class_weight, normalizer=inp.normalizer, out_dtype=inp.out_dtype)
 
 
 def _full(inp: SoftmaxInputs, value: float) -> Tensor:
