@@ -53,6 +53,8 @@ SOFTMAX = [
      lambda x, t: fk.softmax_hard_truncation_loss(x, t, threshold=0.4, reduction="none")),
     (fkk.SoftmaxSoftTruncationLoss(sparse=True, k=1.5),
      lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=1.5, reduction="none")),
+    (fkk.SoftmaxComplementTruncationLoss(sparse=True, k=2.0),
+     lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=2.0, weighting="complement", reduction="none")),
 ]
 
 

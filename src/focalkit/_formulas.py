@@ -32,7 +32,11 @@ probabilities, times ``α_c`` and class weights):
 ``ℓ = −Σ_c a_c L_c`` with ``a_c = q_c w_c``, and ``∂ℓ/∂x = (p Σa − a) + (v Σb − b)`` with ``b_c = q_c φ_c L_c``.
 
 For focal, ``φ_c L_c = γ p_c (1 − p_c)^γ · r_c`` with ``r_c = −log p_c / (1 − p_c) ∈ [1, ∞)``, bounded
-where it matters; ``log(1 − p_c)`` of the leading class is a logsumexp over the other classes.
+where it matters. With probability targets ``log(1 − p_c)`` of the leading class is a logsumexp over
+the other classes (exact). With class ids only the target's is needed and it is taken as
+``log(S − e_t) − log S`` (``e = exp(x − max)``, ``S = Σe``): one pass fewer, and it loses relative
+precision only when ``p_t`` is within rounding of 1, where ``(1 − p_t)^γ`` makes the term vanish
+(the loss and gradient stay finite: a 0 there gives ``w = 0``).
 """
 
 from __future__ import annotations
@@ -235,13 +239,15 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     """
     z = x - ops.max(x, axis)
     e = ops.exp(z)
-    log_s = ops.log(ops.sum(e, axis, keepdims=True))
+    total_e = ops.sum(e, axis, keepdims=True)
+    log_s = ops.log(total_e)
     log_pt = ops.take(z, index, axis) - log_s
     b = v = None  # v None: the derivative of w_t runs along p itself
     if family == "ce":
         a = target_weight
     elif family == "focal":
-        log1m = _log_one_minus_target(ops, e, log_s, ops.index_mask(x, index, axis), axis)
+        e_t = ops.exp(log_pt) * total_e
+        log1m = ops.log(ops.maximum(total_e - e_t, 0.0)) - log_s
         w = ops.exp(gamma * log1m) if gamma else 1.0
         a = target_weight * w
         if order >= 1 and gamma:
@@ -265,7 +271,7 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     loss = -a * log_pt
     if order == 0:
         return loss, None
-    p = e / ops.exp(log_s)
+    p = e / total_e
     if b is None:
         grad, total = a * p, a
     elif v is None:

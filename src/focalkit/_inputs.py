@@ -325,12 +325,11 @@ def sigmoid_inputs(
     if y.dtype.is_complex:
         raise TypeError(f"{fn}: target must be a real, integer or bool tensor; got {y.dtype}.")
     if value_checks_enabled() and y.numel() > 0 and y.dtype != torch.bool:
-        counted = y if ignore_index is None else y[y != ignore_index]
-        if counted.numel() > 0:
-            lo, hi = _range_of(counted)
-            if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-                extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-                raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
+        counted = y if ignore_index is None else y.masked_fill(y == ignore_index, 0)  # no boolean compaction
+        lo, hi = _range_of(counted)
+        if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+            extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+            raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
     w = check_sample_weight(fn, sample_weight, x.shape)
     return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), x.dtype, reduction, norm, eps, group)
 
@@ -427,14 +426,13 @@ def softmax_inputs(
                 f"without the class axis); got {tuple(t.shape)}."
             )
         if value_checks_enabled() and t.numel() > 0:
-            counted = t[t != ignore_index]
-            if counted.numel() > 0:
-                lo, hi = _range_of(counted)
-                if lo < 0 or hi >= num_classes:
-                    raise ValueError(
-                        f"{fn}: target must be in [0, {num_classes}) or ignore_index={ignore_index}; "
-                        f"got values in [{int(lo)}, {int(hi)}]."
-                    )
+            # ignored ids read as 0 (a valid class) instead of compacting with a boolean index
+            lo, hi = _range_of(t.masked_fill(t == ignore_index, 0))
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(
+                    f"{fn}: target must be in [0, {num_classes}) or ignore_index={ignore_index}; "
+                    f"got values in [{int(lo)}, {int(hi)}]."
+                )
         if t.dtype != torch.long:
             t = t.long()
     w = check_sample_weight(fn, sample_weight, loss_shape)

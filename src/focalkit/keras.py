@@ -34,6 +34,7 @@ __all__ = [
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
+    "SoftmaxComplementTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
@@ -296,5 +297,11 @@ SoftmaxHardTruncationLoss = _softmax_class(
     "SoftmaxHardTruncationLoss", "hard", "``−θ(m − p_t) log p_t``; :func:`focalkit.softmax_hard_truncation_loss`.",
     {"threshold": 0.5, "label_smoothing": 0.0})
 SoftmaxSoftTruncationLoss = _softmax_class(
-    "SoftmaxSoftTruncationLoss", "soft", "``−softmax(−Kx)_t log p_t``; :func:`focalkit.softmax_soft_truncation_loss`.",
+    "SoftmaxSoftTruncationLoss", "soft",
+    "``−softmax(−Kx)_t log p_t`` (the article's form); :func:`focalkit.softmax_soft_truncation_loss`.",
+    {"k": 1.0, "label_smoothing": 0.0})
+SoftmaxComplementTruncationLoss = _softmax_class(
+    "SoftmaxComplementTruncationLoss", "complement",
+    "``−(1 − softmax(Kx)_t) log p_t`` (a reader's variant); "
+    ":func:`focalkit.softmax_soft_truncation_loss` with ``weighting='complement'``.",
     {"k": 1.0, "label_smoothing": 0.0})

@@ -163,8 +163,8 @@ class _SigmoidLoss(torch.autograd.Function):
             if none:
                 out[sl] = loss  # type: ignore[index]
             else:
-                total += loss.sum(dtype=acc_dtype)
-                count += w.sum(dtype=acc_dtype) if w is not None else loss.numel()
+                total += loss.sum()  # a chunk sums in its own dtype, the total in float64
+                count += w.sum() if w is not None else loss.numel()
                 positives += pos
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)
         if scale is not None and cfg.reduction != "sum":
@@ -290,11 +290,11 @@ def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, c
         idx = torch.where(valid, t, 0).unsqueeze(1)
         w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
         den = w if class_weight is None else w * class_weight[idx.squeeze(1)]
-        if not cfg.label_smoothing:  # only the target's weight is needed
-            qt = 1.0 if class_factor is None else class_factor[idx]
+        if not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight too
+            qt = w.unsqueeze(1) if class_factor is None else w.unsqueeze(1) * class_factor[idx]
             loss, grad = softmax_terms_sparse(TorchOps, cfg.family, xc, idx, qt, axis=1, order=order,
                                               gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k)
-            loss = loss.squeeze(1)
+            return loss.squeeze(1), grad, den
         else:
             eps = cfg.label_smoothing
             q = torch.full_like(xc, eps / num_classes).scatter_add_(
@@ -341,8 +341,8 @@ class _SoftmaxLoss(torch.autograd.Function):
             if none:
                 out[r0:r1, s0:s1] = loss  # type: ignore[index]
             else:
-                total += loss.sum(dtype=acc_dtype)
-                count += den.sum(dtype=acc_dtype)
+                total += loss.sum()  # a chunk sums in its own dtype, the total in float64
+                count += den.sum()
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
         if scale is not None and cfg.reduction != "sum":
             grad_buf.mul_(scale.to(grad_buf.dtype))

@@ -75,10 +75,16 @@ class TorchOps:
 
     @staticmethod
     def add_at(x: torch.Tensor, index: torch.Tensor, value: torch.Tensor, axis: int) -> torch.Tensor:
-        """``x`` with ``value`` (a tensor broadcastable to ``index``, or a number) added at ``index`` along ``axis``."""
+        """``x`` with ``value`` (a tensor broadcastable to ``index``, or a number) added at ``index`` along ``axis``.
+
+        ``x`` is a temporary of the formula and is updated in place (no copy), except under autograd.
+        """
         if not isinstance(value, torch.Tensor):
             value = torch.full(index.shape, value, dtype=x.dtype, device=x.device)
-        return x.scatter_add(axis, index, value.expand(index.shape).to(x.dtype))
+        value = value.expand(index.shape).to(x.dtype)
+        if torch.is_grad_enabled() and (x.requires_grad or value.requires_grad):
+            return x.scatter_add(axis, index, value)
+        return x.scatter_add_(axis, index, value)
 
 
 class NumpyOps:
