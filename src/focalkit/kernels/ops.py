@@ -20,6 +20,7 @@ class TorchOps:
 
     exp = staticmethod(torch.exp)
     abs = staticmethod(torch.abs)
+    sign = staticmethod(torch.sign)
     log1p = staticmethod(torch.log1p)
     sigmoid = staticmethod(torch.sigmoid)
 
@@ -92,6 +93,7 @@ class NumpyOps:
 
     exp = staticmethod(np.exp)
     abs = staticmethod(np.abs)
+    sign = staticmethod(np.sign)
     log1p = staticmethod(np.log1p)
 
     @staticmethod
