@@ -104,8 +104,8 @@ def _ghmc(
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
                            reduction=reduction, normalizer=normalizer, sync=sync)
     cfg = SigmoidConfig("ghmc", inp.reduction, inp.dtype, ignore_index=inp.ignore_index, bins=b)
-    beta_bins, density = ghmc_bin_weights(cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum,
-                                          running_counts=running_counts, bin_normalization=bin_normalization,
-                                          sync=(lambda t: all_reduce(t, inp.sync)[0]) if inp.sync else None)
-    loss = run_sigmoid(inp, "ghmc", beta_bins=beta_bins, bins=b)
+    beta_bins, density, bin_index = ghmc_bin_weights(
+        cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum, running_counts=running_counts,
+        bin_normalization=bin_normalization, sync=(lambda t: all_reduce(t, inp.sync)[0]) if inp.sync else None)
+    loss = run_sigmoid(inp, "ghmc", beta_bins=beta_bins, bin_index=bin_index, bins=b)
     return loss, density

@@ -99,8 +99,14 @@ def claim_imbalance(args: argparse.Namespace, console: Console) -> ClaimResult:
         comps = compare_paired(scores, "ce", margin=0.01)
         evidence[data.name] = {c.loss: c.as_dict() for c in comps}
         verdicts += [_verdict_from(c.verdict, supported_if="better") for c in comps]
-    verdict = "supported" if "supported" in verdicts and "contradicted" not in verdicts else (
-        "contradicted" if verdicts.count("contradicted") > verdicts.count("supported") else "not shown")
+    # supported: some comparison better and none equivalent or worse; contradicted: most of them
+    # equivalent or worse; anything else is not shown
+    if "supported" in verdicts and "contradicted" not in verdicts:
+        verdict = "supported"
+    elif verdicts.count("contradicted") > len(verdicts) / 2:
+        verdict = "contradicted"
+    else:
+        verdict = "not shown"
     parts = [f"{name}: " + ", ".join(f"{loss} {c['mean_diff']:+.3f} AP ({c['verdict']})" for loss, c in comp.items())
              for name, comp in evidence.items()]
     return ClaimResult(2, "Focal loss and GHM-C help where classes are imbalanced", verdict, "; ".join(parts),

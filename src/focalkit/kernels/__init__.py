@@ -16,11 +16,12 @@ __all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights", "
 
 
 def run_sigmoid(inp: SigmoidInputs, family: str, *, pos_weight: Tensor | float | None = None,
-                beta_bins: Tensor | None = None, **params: Any) -> Tensor:
+                beta_bins: Tensor | None = None, bin_index: Tensor | None = None, **params: Any) -> Tensor:
     cfg = SigmoidConfig(family, inp.reduction, inp.dtype, ignore_index=inp.ignore_index,
                         label_smoothing=inp.label_smoothing, sync=inp.sync, **params)
     return sigmoid_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, pos_weight=pos_weight,
-                        beta_bins=beta_bins, normalizer=inp.normalizer, out_dtype=inp.out_dtype)
+                        beta_bins=beta_bins, bin_index=bin_index, normalizer=inp.normalizer,
+                        out_dtype=inp.out_dtype)
 
 
 def run_softmax(inp: SoftmaxInputs, family: str, *, alpha: float | Tensor | None = None, **params: Any) -> Tensor:

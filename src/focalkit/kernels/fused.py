@@ -61,8 +61,8 @@ def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
 
 
 def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
-                   beta_bins: Tensor | None, order: int,
-                   count_positives: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+                   beta_bins: Tensor | None, order: int, count_positives: bool = False,
+                   bin_index: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
     sum of the unsmoothed targets over counted elements."""
     dtype = cfg.dtype
@@ -77,7 +77,8 @@ def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | Non
     beta = None
     if cfg.family == "ghmc":
         counted = torch.ones_like(xc) if w is None else (w != 0).to(dtype)
-        beta = beta_bins[_grad_norm_bins(xc, yc, cfg.bins)] * counted  # type: ignore[index]
+        index = _grad_norm_bins(xc, yc, cfg.bins) if bin_index is None else bin_index.long()
+        beta = beta_bins[index] * counted  # type: ignore[index]
     positives = None
     if count_positives:
         positives = yc.sum() if w is None else (yc * (w != 0)).sum()
@@ -143,8 +144,8 @@ def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | st
 class _SigmoidLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Tensor | float | None,
-                beta_bins: Tensor | None, cfg: SigmoidConfig, normalizer: float | Tensor | str | None,
-                out_dtype: torch.dtype) -> Tensor:
+                beta_bins: Tensor | None, bin_index: Tensor | None, cfg: SigmoidConfig,
+                normalizer: float | Tensor | str | None, out_dtype: torch.dtype) -> Tensor:
         shape = x.shape
         xf, yf = x.reshape(-1), y.reshape(-1)
         wf = _flat(weight, shape)
@@ -162,7 +163,8 @@ class _SigmoidLoss(torch.autograd.Function):
             sl = slice(start, start + chunk)
             loss, grad, w, pos = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
                                                 pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1,
-                                                count_positives=normalizer == "positives")
+                                                count_positives=normalizer == "positives",
+                                                bin_index=None if bin_index is None else bin_index[sl])
             grad_buf[sl] = grad
             if none:
                 out[sl] = loss  # type: ignore[index]
@@ -178,31 +180,33 @@ class _SigmoidLoss(torch.autograd.Function):
         ctx.none_view = (-1,)
         ctx.pos_weight = pos_weight if not isinstance(pos_weight, Tensor) else None
         ctx.save_for_backward(grad_buf, x, y, weight, pos_weight if isinstance(pos_weight, Tensor) else None,
-                              beta_bins)
+                              beta_bins, bin_index)
         if none:
             return out.view(shape)  # type: ignore[union-attr]
         return (total * scale).to(out_dtype)
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
-        grad_buf, x, y, weight, pos_weight, beta_bins = ctx.saved_tensors
+        grad_buf, x, y, weight, pos_weight, beta_bins, bin_index = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
             pw = pos_weight if pos_weight is not None else ctx.pos_weight
             with torch.enable_grad():
-                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
+                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype,
+                                          bin_index)
             (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
-            return g, None, None, None, None, None, None, None
-        return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None
+            return g, None, None, None, None, None, None, None, None
+        return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None, None
 
 
 def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any,
                       beta_bins: Tensor | None, normalizer: float | Tensor | str | None,
-                      out_dtype: torch.dtype) -> Tensor:
+                      out_dtype: torch.dtype, bin_index: Tensor | None = None) -> Tensor:
     """The same loss through plain autograd (whole tensors): second derivatives and cross-checks."""
     w = None if weight is None else weight.expand(x.shape)
     pw = pos_weight.expand(x.shape) if isinstance(pos_weight, Tensor) else pos_weight
     loss, _, w, positives = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0,
-                                           count_positives=normalizer == "positives")
+                                           count_positives=normalizer == "positives",
+                                           bin_index=None if bin_index is None else bin_index.view(x.shape))
     if cfg.reduction == "none":
         return loss.to(out_dtype)
     count = w.sum() if w is not None else torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
@@ -211,8 +215,9 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
 
 def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
                      running_counts: Tensor | None = None, bin_normalization: str = "nonempty",
-                     sync: Any = None) -> tuple[Tensor, Tensor]:
-    """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, and the density used.
+                     sync: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+    """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, the density used, and each element's bin
+    (one byte each for up to 256 bins: the loss pass gathers β with it instead of binning again).
 
     Counts come from ``scatter_add`` into ``bins`` slots, chunk by chunk: no host sync, no loop
     over bins. ``sync`` (a callable on a tensor), when given, all-reduces the counts and ``N``.
@@ -220,6 +225,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     dtype = cfg.dtype
     bins = cfg.bins
     counts = torch.zeros(bins, dtype=dtype, device=x.device)
+    bin_index = torch.empty(x.numel(), dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
     n_valid = torch.zeros((), dtype=dtype, device=x.device)
     xf, yf = x.reshape(-1), y.reshape(-1)
     wf = _flat(weight, x.shape)
@@ -235,6 +241,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
                 yc = torch.where(valid, yc, 0.0)
                 counted = counted * valid
             index = _grad_norm_bins(xc, yc, bins)
+            bin_index[sl] = index
             if x.device.type == "cpu" and not torch.compiler.is_compiling():
                 counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
             else:
@@ -251,13 +258,14 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
         else:
             divisor = torch.tensor(float(bins), dtype=dtype, device=x.device)
         beta_bins = ghmc_beta(TorchOps, density, n_valid, divisor)
-    return beta_bins, density
+    return beta_bins, density, bin_index
 
 
 def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | None = None,
                  pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None,
+                 bin_index: Tensor | None = None,
                  normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
-    return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, cfg, normalizer, out_dtype or x.dtype)
+    return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, bin_index, cfg, normalizer, out_dtype or x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------- softmax
