@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .._inputs import SigmoidInputs, SoftmaxInputs
@@ -39,6 +40,4 @@ def run_softmax(inp: SoftmaxInputs, family: str, *, alpha: float | Tensor | None
 
 
 def _full(inp: SoftmaxInputs, value: float) -> Tensor:
-    import torch
-
     return torch.full((inp.num_classes,), value, dtype=inp.dtype, device=inp.logits.device)
