@@ -4,9 +4,11 @@ Why chunks: on a CPU an elementwise op over a 30 MiB tensor is bound by memory t
 page faults on freshly allocated outputs. Evaluating the whole formula (loss *and* its closed-form
 gradient, :mod:`focalkit._formulas`) on slices of ~128k elements keeps every temporary in cache and
 reuses the same small allocations, so a dozen ops cost little more than one pass over memory. Only
-the gradient is kept for backward (one input-sized buffer); backward multiplies it by the
-incoming gradient. Nothing input-sized is allocated besides the gradient (and the per-element
-output of ``reduction="none"``).
+the gradient is kept for backward (one input-sized buffer), already scaled by the reduction; for
+the usual ``loss.backward()`` on a CPU it is handed to autograd as it is (see :func:`_hand_over`),
+otherwise multiplied by the incoming gradient. Nothing else input-sized is allocated, except the
+per-element output of ``reduction="none"``, a weight that really is broadcast, and GHM-C's one byte
+per element of bin index.
 
 Second derivatives (``create_graph=True``) go through autograd over the same formula, evaluated
 whole, so ``gradgradcheck`` holds as well.
@@ -98,9 +100,11 @@ def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
     """The gradient for backward: the buffer kept from forward (already scaled), times ``gout``.
 
     For the usual ``loss.backward()`` on a CPU (``gout`` the scalar 1) the buffer itself is handed
-    over: autograd takes it without a copy once the graph is freed, and clones it when the graph is
-    retained, so no second input-sized buffer is made. Elsewhere the product is a new tensor (reading
-    ``gout`` on a GPU would be a host sync).
+    over, so no second input-sized buffer is made: once the graph is freed ``.grad`` takes it without
+    a copy; while it is retained (``retain_graph=True``, gradcheck) autograd copies it into ``.grad``,
+    and a gradient returned by ``torch.autograd.grad`` is this buffer, to be read, not changed in
+    place, if the graph will be used again. Elsewhere the product is a new tensor (reading ``gout``
+    on a GPU would be a host sync).
     """
     if (ctx.cfg.reduction != "none" and gout.device.type == "cpu" and not torch.compiler.is_compiling()
             and float(gout) == 1.0):
