@@ -351,6 +351,7 @@ class SoftmaxInputs:
     normalizer: float | Tensor | str | None = None
     label_smoothing: float = 0.0
     sync: object = False
+    out_shape: torch.Size | None = None  # set when classes-last logits were flattened to (rows, C)
 
     @property
     def num_classes(self) -> int:
@@ -389,6 +390,8 @@ def softmax_inputs(
         raise ValueError(f"{fn}: class_dim must index a dimension of logits {tuple(x.shape)}; got {class_dim}.")
     class_dim %= x.ndim
     probability_target = t.dtype.is_floating_point
+    classes_last = class_dim == x.ndim - 1 and x.ndim > 2  # e.g. a tagger's [B, T, C]
+    original_x, original_t = x, t
     if class_dim != 1:
         x = x.movedim(class_dim, 1)
         if probability_target and t.ndim == x.ndim:
@@ -436,5 +439,12 @@ def softmax_inputs(
         if t.dtype != torch.long:
             t = t.long()
     w = check_sample_weight(fn, sample_weight, loss_shape)
+    out_shape = None
+    if classes_last:
+        # rows of C contiguous scores: a (B·T, C) view instead of moving the classes and copying
+        out_shape = loss_shape
+        x = original_x.reshape(-1, num_classes)
+        t = original_t.reshape(-1, num_classes) if probability_target else t.reshape(-1)
+        w = None if w is None else w.expand(loss_shape).reshape(-1)
     return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, x.dtype, reduction, norm, eps,
-                         group)
+                         group, out_shape)

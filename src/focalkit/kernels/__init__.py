@@ -35,8 +35,9 @@ def run_softmax(inp: SoftmaxInputs, family: str, *, alpha: float | Tensor | None
         factor = _full(inp, alpha) if factor is None else factor * alpha
     cfg = SoftmaxConfig(family, inp.reduction, inp.dtype, ignore_index=inp.ignore_index, sparse=inp.sparse,
                         label_smoothing=inp.label_smoothing, sync=inp.sync, **params)
-    return softmax_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, class_factor=factor,
+    loss = softmax_loss(cfg, inp.logits, inp.target, weight=inp.sample_weight, class_factor=factor,
                         class_weight=inp.class_weight, normalizer=inp.normalizer, out_dtype=inp.out_dtype)
+    return loss.reshape(inp.out_shape) if inp.out_shape is not None and inp.reduction == "none" else loss
 
 
 def _full(inp: SoftmaxInputs, value: float) -> Tensor:
