@@ -62,25 +62,36 @@ def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
     return ghmc_bin_index(TorchOps, x, y, bins)
 
 
-def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
-                   beta_bins: Tensor | None, order: int, count_positives: bool = False,
-                   bin_index: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-    """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
-    sum of the unsmoothed targets over counted elements."""
+def _sigmoid_slice(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor,
+                   w: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A slice in the compute dtype: ignored targets read 0 and carry weight 0 (``None``: all weigh 1)."""
     dtype = cfg.dtype
-    xc = x.to(dtype)
-    yc = y_raw.to(dtype)
+    xc, yc = x.to(dtype), y_raw.to(dtype)
     if cfg.ignore_index is not None:
         valid = y_raw != cfg.ignore_index
         yc = torch.where(valid, yc, 0.0)
         w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
     elif w is not None:
         w = w.to(dtype)
+    return xc, yc, w
+
+
+def _counted(xc: Tensor, w: Tensor | None) -> Tensor:
+    """1 where an element takes part (weight not 0), else 0: GHM-C's histogram counts these."""
+    return torch.ones_like(xc) if w is None else (w != 0).to(xc.dtype)
+
+
+def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
+                   beta_bins: Tensor | None, order: int, count_positives: bool = False,
+                   bin_index: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
+    sum of the unsmoothed targets over counted elements."""
+    dtype = cfg.dtype
+    xc, yc, w = _sigmoid_slice(cfg, x, y_raw, w)
     beta = None
     if cfg.family == "ghmc":
-        counted = torch.ones_like(xc) if w is None else (w != 0).to(dtype)
         index = _grad_norm_bins(xc, yc, cfg.bins) if bin_index is None else bin_index.long()
-        beta = beta_bins[index] * counted  # type: ignore[index]
+        beta = beta_bins[index] * _counted(xc, w)  # type: ignore[index]
     positives = None
     if count_positives:
         positives = yc.sum() if w is None else (yc * (w != 0)).sum()
@@ -223,8 +234,8 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, the density used, and each element's bin
     (one byte each for up to 256 bins: the loss pass gathers β with it instead of binning again).
 
-    Counts come from ``scatter_add`` into ``bins`` slots, chunk by chunk: no host sync, no loop
-    over bins. ``sync`` (a callable on a tensor), when given, all-reduces the counts and ``N``.
+    Counts come from ``bincount`` (CPU) or ``scatter_add`` into ``bins`` slots, chunk by chunk: no
+    host sync, no loop over bins. ``sync`` (a callable on a tensor), when given, all-reduces the counts and ``N``.
     """
     dtype = cfg.dtype
     bins = cfg.bins
@@ -237,13 +248,8 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     with torch.no_grad():
         for start in range(0, xf.numel(), chunk):
             sl = slice(start, start + chunk)
-            xc, yr = xf[sl].to(dtype), yf[sl]
-            yc = yr.to(dtype)
-            counted = torch.ones_like(xc) if wf is None else (wf[sl] != 0).to(dtype)
-            if cfg.ignore_index is not None:
-                valid = yr != cfg.ignore_index
-                yc = torch.where(valid, yc, 0.0)
-                counted = counted * valid
+            xc, yc, w = _sigmoid_slice(cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
+            counted = _counted(xc, w)
             index = _grad_norm_bins(xc, yc, bins)
             bin_index[sl] = index
             if x.device.type == "cpu" and not torch.compiler.is_compiling():
