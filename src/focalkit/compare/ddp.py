@@ -22,7 +22,7 @@ from rich.console import Console
 
 from .data import Dataset
 from .losses import LossSpec, build_loss
-from .metrics import evaluate
+from .metrics import average_precision
 from .train import Protocol, _model, _probs, prepare_split
 
 __all__ = ["run_ddp_demo"]
@@ -65,8 +65,8 @@ def _worker(rank: int, world: int, port: int, data: Dataset, spec: LossSpec, pro
         dist.all_gather(gathered, flat)
         spread = max(float((g - gathered[0]).abs().max()) for g in gathered)
         if rank == 0:
-            val = evaluate(split.y_val, _probs(model, split.x_val, binary))["ap"]
-            test = evaluate(split.y_test, _probs(model, split.x_test, binary))["ap"]
+            val = average_precision(split.y_val, _probs(model, split.x_val, binary))
+            test = average_precision(split.y_test, _probs(model, split.x_test, binary))
             torch.save({"val_ap": val, "test_ap": test, "param_spread": spread, "lr": lr,
                         "seconds": time.perf_counter() - start}, out)
         dist.barrier()  # leave together: a rank that tears down early can abort in gloo's threads

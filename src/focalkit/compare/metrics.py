@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["LOWER_IS_BETTER", "METRICS", "best_f1_threshold", "evaluate", "expected_calibration_error"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "METRICS",
+    "average_precision",
+    "best_f1_threshold",
+    "evaluate",
+    "expected_calibration_error",
+]
 
 METRICS = ["ap", "roc_auc", "f1", "minority_recall", "brier", "log_loss", "ece"]
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
@@ -30,6 +37,20 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1))]) if len(thresholds) else 0.5
 
 
+def _clean(probs: np.ndarray) -> np.ndarray:
+    """Probabilities kept off 0 (log-loss) and renormalised; every metric reads these."""
+    probs = np.clip(probs, 1e-12, 1.0)
+    return probs / probs.sum(1, keepdims=True)
+
+
+def average_precision(y: np.ndarray, probs: np.ndarray) -> float:
+    """AP of the positive class (two classes) or macro one-vs-rest AP over the classes present."""
+    probs = _clean(probs)
+    if probs.shape[1] == 2:
+        return float(skm.average_precision_score(y, probs[:, 1]))
+    return float(np.mean([skm.average_precision_score(y == k, probs[:, k]) for k in np.unique(y)]))
+
+
 def evaluate(y: np.ndarray, probs: np.ndarray, *, threshold: float | None = None) -> dict[str, float]:
     """Metrics for class ids ``y`` and probabilities ``probs`` ``(n, C)``.
 
@@ -39,13 +60,11 @@ def evaluate(y: np.ndarray, probs: np.ndarray, *, threshold: float | None = None
     classes, so it is the usual binary Brier score); ECE is on the top-label confidence.
     """
     _n, c = probs.shape
-    probs = np.clip(probs, 1e-12, 1.0)
-    probs = probs / probs.sum(1, keepdims=True)
+    probs = _clean(probs)
     onehot = np.eye(c)[y]
     if c == 2:
         p1 = probs[:, 1]
         pred = (p1 >= (0.5 if threshold is None else threshold)).astype(int)
-        ap = skm.average_precision_score(y, p1)
         auc = skm.roc_auc_score(y, p1) if len(np.unique(y)) == 2 else float("nan")
         f1 = skm.f1_score(y, pred, zero_division=0.0)
         minority = skm.recall_score(y, pred, zero_division=0.0)
@@ -53,7 +72,6 @@ def evaluate(y: np.ndarray, probs: np.ndarray, *, threshold: float | None = None
     else:
         present = np.unique(y)
         pred = probs.argmax(1)
-        ap = float(np.mean([skm.average_precision_score(onehot[:, k], probs[:, k]) for k in present]))
         auc = skm.roc_auc_score(y, probs, multi_class="ovr", labels=list(range(c))) if len(present) == c else float(
             "nan")
         f1 = skm.f1_score(y, pred, average="macro", zero_division=0.0)
@@ -62,7 +80,7 @@ def evaluate(y: np.ndarray, probs: np.ndarray, *, threshold: float | None = None
         minority = float(np.mean(pred[y == rare] == rare))
         brier = float(np.mean(np.sum((probs - onehot) ** 2, 1)))
     return {
-        "ap": float(ap),
+        "ap": average_precision(y, probs),
         "roc_auc": float(auc),
         "f1": float(f1),
         "minority_recall": float(minority),

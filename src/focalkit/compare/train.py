@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from .data import Dataset
 from .losses import LossSpec, build_loss
-from .metrics import best_f1_threshold, evaluate
+from .metrics import average_precision, best_f1_threshold, evaluate
 
 __all__ = ["Protocol", "RunResult", "prepare_split", "run_one"]
 
@@ -118,10 +118,6 @@ def _probs(model: torch.nn.Module, x: torch.Tensor, binary: bool) -> np.ndarray:
         return torch.softmax(out.double(), 1).cpu().numpy()
 
 
-def _val_ap(y: np.ndarray, probs: np.ndarray) -> float:
-    return evaluate(y, probs)["ap"]
-
-
 def _train(spec: LossSpec, split: Split, num_classes: int, lr: float, seed: int, protocol: Protocol,
            targets: tuple[float, ...]) -> dict:
     binary = num_classes == 2
@@ -154,7 +150,7 @@ def _train(spec: LossSpec, split: Split, num_classes: int, lr: float, seed: int,
         if epoch % protocol.eval_every and epoch != protocol.max_epochs:
             continue
         model.eval()
-        ap = _val_ap(split.y_val, _probs(model, x_val, binary))
+        ap = average_precision(split.y_val, _probs(model, x_val, binary))
         curve.append((epoch, ap, total / n))
         for target in targets:
             if ap >= target and target not in reached:
