@@ -24,8 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
+from .._formulas import ghmc_beta, ghmc_bin_index, softmax_terms
 from .ops import TINY, TorchOps
+from .slices import counted as counted_elements
+from .slices import sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
 
 __all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss"]
 
@@ -58,53 +60,15 @@ def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
     return t.expand(shape).reshape(-1)
 
 
-def _grad_norm_bins(x: Tensor, y: Tensor, bins: int) -> Tensor:
-    return ghmc_bin_index(TorchOps, x, y, bins)
-
-
-def _sigmoid_slice(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor,
-                   w: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """A slice in the compute dtype: ignored targets read 0 and carry weight 0 (``None``: all weigh 1)."""
-    dtype = cfg.dtype
-    xc, yc = x.to(dtype), y_raw.to(dtype)
-    if cfg.ignore_index is not None:
-        valid = y_raw != cfg.ignore_index
-        yc = torch.where(valid, yc, 0.0)
-        w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
-    elif w is not None:
-        w = w.to(dtype)
-    return xc, yc, w
-
-
-def _counted(xc: Tensor, w: Tensor | None) -> Tensor:
-    """1 where an element takes part (weight not 0), else 0: GHM-C's histogram counts these."""
-    return torch.ones_like(xc) if w is None else (w != 0).to(xc.dtype)
-
-
 def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
                    beta_bins: Tensor | None, order: int, count_positives: bool = False,
                    bin_index: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
     sum of the unsmoothed targets over counted elements."""
-    dtype = cfg.dtype
-    xc, yc, w = _sigmoid_slice(cfg, x, y_raw, w)
-    beta = None
-    if cfg.family == "ghmc":
-        index = _grad_norm_bins(xc, yc, cfg.bins) if bin_index is None else bin_index.long()
-        beta = beta_bins[index] * _counted(xc, w)  # type: ignore[index]
-    positives = None
-    if count_positives:
-        positives = yc.sum() if w is None else (yc * (w != 0)).sum()
-    if cfg.label_smoothing:
-        yc = yc * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
-    if isinstance(pw, Tensor):
-        pw = pw.to(dtype)
-    loss, grad, _ = sigmoid_terms(TorchOps, cfg.family, xc, yc, order=order, pos_weight=pw, alpha=cfg.alpha,
-                                  gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k, beta=beta, tiny=TINY[dtype])
-    if w is not None:
-        loss = loss * w
-        grad = grad * w if grad is not None else None
-    return loss, grad, w, positives
+    loss, grad, w, positives = sigmoid_slice_terms(TorchOps, cfg, x, y_raw, w, pw, beta_bins, order=order,
+                                                   tiny=TINY[cfg.dtype], bin_index=bin_index,
+                                                   count_positives=count_positives)
+    return loss, grad, w, None if positives is None else positives.sum()
 
 
 def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
@@ -228,15 +192,7 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
     return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)).to(out_dtype)
 
 
-def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
-                     running_counts: Tensor | None = None, bin_normalization: str = "nonempty",
-                     sync: Any = None) -> tuple[Tensor, Tensor, Tensor]:
-    """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, the density used, and each element's bin
-    (one byte each for up to 256 bins: the loss pass gathers β with it instead of binning again).
-
-    Counts come from ``bincount`` (CPU) or ``scatter_add`` into ``bins`` slots, chunk by chunk: no
-    host sync, no loop over bins. ``sync`` (a callable on a tensor), when given, all-reduces the counts and ``N``.
-    """
+def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     dtype = cfg.dtype
     bins = cfg.bins
     counts = torch.zeros(bins, dtype=dtype, device=x.device)
@@ -245,18 +201,41 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     xf, yf = x.reshape(-1), y.reshape(-1)
     wf = _flat(weight, x.shape)
     chunk = _chunk() or max(xf.numel(), 1)
+    for start in range(0, xf.numel(), chunk):
+        sl = slice(start, start + chunk)
+        xc, yc, w = sigmoid_prepare(TorchOps, cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
+        counted = counted_elements(TorchOps, xc, w, dtype)
+        index = ghmc_bin_index(TorchOps, xc, yc, bins)
+        bin_index[sl] = index
+        if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
+        else:
+            counts.scatter_add_(0, index, counted)
+        n_valid += counted.sum()
+    return counts, n_valid, bin_index
+
+
+def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
+                     running_counts: Tensor | None = None, bin_normalization: str = "nonempty",
+                     sync: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+    """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, the density used, and each element's bin
+    (one byte each for up to 256 bins: the loss pass gathers β with it instead of binning again;
+    ``None`` on the Triton kernels, whose loss pass bins again).
+
+    Counts come from ``bincount`` (CPU) or ``scatter_add`` into ``bins`` slots, chunk by chunk, or from
+    one Triton kernel: no host sync, no loop over bins. ``sync`` (a callable on a tensor), when given,
+    all-reduces the counts and ``N``.
+    """
+    from . import triton_kernels
+
+    dtype = cfg.dtype
+    bins = cfg.bins
     with torch.no_grad():
-        for start in range(0, xf.numel(), chunk):
-            sl = slice(start, start + chunk)
-            xc, yc, w = _sigmoid_slice(cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
-            counted = _counted(xc, w)
-            index = _grad_norm_bins(xc, yc, bins)
-            bin_index[sl] = index
-            if x.device.type == "cpu" and not torch.compiler.is_compiling():
-                counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
-            else:
-                counts.scatter_add_(0, index, counted)
-            n_valid += counted.sum()
+        if triton_kernels.wanted(x):  # the loss pass finds the bins again
+            counts, n_valid = triton_kernels.ghmc_counts(cfg, x, y, weight)
+            bin_index = None
+        else:
+            counts, n_valid, bin_index = _ghmc_counts(cfg, x, y, weight)
         if sync is not None:
             counts, n_valid = sync(counts), sync(n_valid)
         density = counts
@@ -275,6 +254,13 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
                  pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None,
                  bin_index: Tensor | None = None,
                  normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
+    """The loss of a sigmoid family: on the Triton kernels for CUDA tensors (see :mod:`.triton_kernels`),
+    else chunk by chunk here."""
+    from . import triton_kernels
+
+    if triton_kernels.wanted(x):
+        return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
+                                           normalizer=normalizer, out_dtype=out_dtype or x.dtype)
     return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, bin_index, cfg, normalizer, out_dtype or x.dtype)
 
 
@@ -310,20 +296,19 @@ def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, c
     xc = x.to(dtype)
     num_classes = xc.shape[1]
     if cfg.sparse:
+        if not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight too
+            loss, grad, den = softmax_sparse_slice_terms(TorchOps, cfg, xc, t.unsqueeze(1),
+                                                         None if w is None else w.unsqueeze(1), class_factor,
+                                                         class_weight, order=order)
+            return loss.squeeze(1), grad, den.squeeze(1)
         valid = t != cfg.ignore_index
         idx = torch.where(valid, t, 0).unsqueeze(1)
         w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
         den = w if class_weight is None else w * class_weight[idx.squeeze(1)]
-        if not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight too
-            qt = w.unsqueeze(1) if class_factor is None else w.unsqueeze(1) * class_factor[idx]
-            loss, grad = softmax_terms_sparse(TorchOps, cfg.family, xc, idx, qt, axis=1, order=order,
-                                              gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k)
-            return loss.squeeze(1), grad, den
-        else:
-            eps = cfg.label_smoothing
-            q = torch.full_like(xc, eps / num_classes).scatter_add_(
-                1, idx, torch.full(idx.shape, 1.0 - eps, dtype=dtype, device=xc.device))
-            loss, grad = _dense(cfg, xc, q, class_factor, order)
+        eps = cfg.label_smoothing
+        q = torch.full_like(xc, eps / num_classes).scatter_add_(
+            1, idx, torch.full(idx.shape, 1.0 - eps, dtype=dtype, device=xc.device))
+        loss, grad = _dense(cfg, xc, q, class_factor, order)
     else:
         q = t.to(dtype)
         if cfg.label_smoothing:
@@ -421,4 +406,10 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
                  normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
     """``class_factor``: α per class times class weights (enters the loss); ``class_weight``: also the mean's
     denominator for class-id targets."""
+    from . import triton_kernels
+
+    if triton_kernels.wanted(x) and triton_kernels.softmax_supported(cfg, x.shape[1]):
+        return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,
+                                           class_weight=class_weight, normalizer=normalizer,
+                                           out_dtype=out_dtype or x.dtype)
     return _SoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype or x.dtype)

@@ -27,6 +27,15 @@ class TorchOps:
     @staticmethod
     def to_bin(v: torch.Tensor, bins: int) -> torch.Tensor:
         return v.to(torch.int64).clamp_(max=bins - 1)
+
+    @staticmethod
+    def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return x.to(dtype)
+
+    @staticmethod
+    def gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``table[index]`` (a bin or class index; a byte index is read as numbers, not as a mask)."""
+        return table[index.long()]
     ones_like = staticmethod(torch.ones_like)
     log_softmax = staticmethod(torch.log_softmax)
     softmax = staticmethod(torch.softmax)

@@ -1,0 +1,386 @@
+"""Triton kernels for CUDA tensors, written from the math core at first use.
+
+Each kernel's body is produced by tracing the same Python that the chunked kernels run
+(:mod:`.slices` over :mod:`focalkit._formulas`) with the symbolic ops of :mod:`.trace`; only the
+loads, stores and block sums around it are written here. Kernels are specialised to the options
+(family, γ, α, threshold, K, smoothing, ignore index, which weights are given) and cached.
+
+Forward and backward are one pass each over the inputs:
+
+- forward reads ``x``, ``y`` (and the weights) once and writes one partial sum per block of the
+  loss, the counted weight and the positives (``reduction="none"``: the loss per element); the
+  partials are added in float64, the normaliser formed on the device (all-reduced with ``sync``),
+  and nothing input-sized is kept for backward but the inputs themselves;
+- backward reads them again and writes the gradient, already multiplied by the normaliser and the
+  incoming gradient (read on the device: no host sync).
+
+GHM-C's histogram is a third kernel (bins by arithmetic, ``atomic_add`` of integer counts); its
+loss pass finds each element's bin again instead of storing it.
+
+What runs here: the sigmoid family (every loss, every option) and the class-id softmax losses
+without label smoothing, up to 4096 classes. Other softmax inputs (probability targets, label
+smoothing, more classes), ``torch.compile`` (Inductor writes its own Triton from the core) and
+second derivatives take the chunked path of :mod:`.fused`.
+
+``FOCALKIT_TRITON``: ``auto`` (default: CUDA tensors, when Triton imports), ``0`` (never), or
+``always`` (any device: CPU tensors need ``TRITON_INTERPRET=1``, Triton's interpreter; the tests
+run the kernels that way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._formulas import ghmc_bin_index
+from .fused import SigmoidConfig, SoftmaxConfig, _flat, _reduce_scale, sigmoid_reference, softmax_reference
+from .ops import TINY
+from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
+from .trace import Builder, TritonOps
+
+__all__ = ["MAX_CLASSES", "ghmc_counts", "kernel_source", "sigmoid_loss", "softmax_loss", "softmax_supported", "wanted"]
+
+MAX_CLASSES = 4096
+_MODES = ("auto", "0", "always")
+_available: bool | None = None
+_cache: dict[Any, Any] = {}
+
+
+def _triton_imports() -> bool:
+    global _available
+    if _available is None:
+        try:
+            import triton
+            import triton.language  # noqa: F401
+
+            _available = True
+        except Exception:  # ImportError, or a Triton that cannot load on this machine
+            _available = False
+    return _available
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def wanted(x: Tensor) -> bool:
+    """Whether ``x``'s loss runs on the Triton kernels (see the module's docstring for ``FOCALKIT_TRITON``)."""
+    mode = os.environ.get("FOCALKIT_TRITON", "auto").lower()
+    if mode not in _MODES:
+        raise ValueError(f"FOCALKIT_TRITON: expected one of {', '.join(_MODES)}; got {mode!r}")
+    if mode == "0" or torch.compiler.is_compiling():
+        return False
+    if mode == "always":
+        if not _triton_imports():
+            raise RuntimeError("FOCALKIT_TRITON=always: Triton does not import here (pip install triton)")
+        if x.device.type == "cpu" and not _interpreting():
+            raise RuntimeError("FOCALKIT_TRITON=always on CPU tensors needs TRITON_INTERPRET=1 (Triton's interpreter)")
+        return True
+    return x.device.type == "cuda" and _triton_imports()
+
+
+def softmax_supported(cfg: SoftmaxConfig, num_classes: int) -> bool:
+    return cfg.sparse and not cfg.label_smoothing and 1 <= num_classes <= MAX_CLASSES
+
+
+def _compile(name: str, params: list[str], body: list[str]) -> Any:
+    """A ``@triton.jit`` kernel from source lines (kept in ``linecache``, so Triton can read its source)."""
+    import triton
+    import triton.language as tl
+
+    src = "\n".join([f"def {name}({', '.join(params)}):"] + ["    " + line for line in body]) + "\n"
+    filename = f"<focalkit-triton-{hashlib.sha1(src.encode()).hexdigest()[:16]}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    scope: dict[str, Any] = {"tl": tl, "triton": triton}
+    exec(compile(src, filename, "exec"), scope)
+    kernel = triton.jit(scope[name])
+    kernel.focalkit_source = src
+    return kernel
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return "float64" if dtype == torch.float64 else "float32"
+
+
+def _block(default: int) -> int:
+    return 4 * default if _interpreting() else default  # the interpreter pays per program, not per element
+
+
+# ---------------------------------------------------------------------------------------------- sigmoid
+
+
+def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_beta: bool, positives: bool,
+                    none_gout: bool) -> Any:
+    """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``."""
+    pw_key = "tensor" if isinstance(pw, Tensor) else pw
+    key = ("sigmoid", mode, cfg.family, cfg.dtype, cfg.alpha, cfg.gamma, cfg.threshold, cfg.k, cfg.label_smoothing,
+           cfg.ignore_index, cfg.bins, has_w, pw_key, has_beta, positives, none_gout)
+    if key in _cache:
+        return _cache[key]
+    b = Builder(_dtype_name(cfg.dtype))
+    ops = TritonOps(b)
+    x, y = b.name("x"), b.name("y")
+    w = b.name("w") if has_w else None
+    pw_sym = b.name("pw") if pw_key == "tensor" else pw
+    dt = b.tl_dtype
+    head = ["pid = tl.program_id(0)",
+            "offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+            "m = offs < n",
+            "x = tl.load(x_ptr + offs, mask=m, other=0.0)",
+            "y = tl.load(y_ptr + offs, mask=m, other=0)"]
+    if has_w:
+        head.append("w = tl.load(w_ptr + offs, mask=m, other=0.0)")
+    if pw_key == "tensor":
+        head.append("pw = tl.load(pw_ptr + offs, mask=m, other=1.0)")
+    if mode == "hist":
+        xc, yc, wc = sigmoid_prepare(ops, cfg, x, y, w)
+        index = ghmc_bin_index(ops, xc, yc, cfg.bins)
+        one = counted(ops, xc, wc, cfg.dtype)
+        tail = [f"c = tl.where(m, {one.name}, 0.0).to(tl.int32)",
+                f"tl.atomic_add(part_ptr + {index.name}, c, mask=m)",
+                f"tl.atomic_add(part_ptr + {cfg.bins}, tl.sum(c, axis=0))"]
+    else:
+        order = 1 if mode == "grad" else 0
+        loss, grad, wc, pos = sigmoid_slice_terms(ops, cfg, x, y, w, pw_sym, "beta_ptr" if has_beta else None,
+                                                  order=order, tiny=TINY[cfg.dtype], count_positives=positives)
+        if mode == "grad":
+            gout = "tl.load(gout_ptr + offs, mask=m, other=0.0)" if none_gout else "tl.load(gout_ptr)"
+            tail = [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
+                    "tl.store(out_ptr + offs, g.to(out_ptr.dtype.element_ty), mask=m)"]
+        elif mode == "none":
+            tail = [f"tl.store(out_ptr + offs, {loss.name}.to(out_ptr.dtype.element_ty), mask=m)"]
+        else:
+            count = f"tl.where(m, {wc.name}, 0.0)" if wc is not None else f"m.to({dt})"
+            tail = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where(m, {loss.name}, 0.0), axis=0))",
+                    f"tl.store(part_ptr + pid * 3 + 1, tl.sum({count}, axis=0))"]
+            if pos is not None:
+                tail.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where(m, {pos.name}, 0.0), axis=0))")
+    params = ["x_ptr", "y_ptr", "w_ptr", "pw_ptr", "beta_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "n",
+              "BLOCK: tl.constexpr"]
+    kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.lines + tail)
+    _cache[key] = kernel
+    return kernel
+
+
+class _Sigmoid:
+    """Flat, contiguous views of one call's tensors (a bool target read as bytes)."""
+
+    def __init__(self, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any):
+        self.x = x.reshape(-1).contiguous()
+        y = y.reshape(-1).contiguous()
+        self.y = y.view(torch.uint8) if y.dtype == torch.bool else y
+        w = _flat(weight, x.shape)
+        self.w = None if w is None else (w.view(torch.uint8) if w.dtype == torch.bool else w).contiguous()
+        self.pw = _flat(pos_weight, x.shape).contiguous() if isinstance(pos_weight, Tensor) else pos_weight
+        self.n = self.x.numel()
+
+    def launch(self, kernel: Any, beta: Tensor | None, scale: Tensor | None, gout: Tensor | None, out: Tensor | None,
+               part: Tensor | None, block: int) -> None:
+        grid = (max(1, -(-self.n // block)),)
+        dummy = self.x
+        kernel[grid](self.x, self.y, dummy if self.w is None else self.w,
+                     self.pw if isinstance(self.pw, Tensor) else dummy, dummy if beta is None else beta,
+                     dummy if scale is None else scale, dummy if gout is None else gout, dummy if out is None else out,
+                     dummy if part is None else part, self.n, BLOCK=block)
+
+
+_SIGMOID_BLOCK = 1024
+
+
+class _TritonSigmoidLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Tensor | float | None,
+                beta_bins: Tensor | None, cfg: SigmoidConfig, normalizer: float | Tensor | str | None,
+                out_dtype: torch.dtype) -> Tensor:
+        flat = _Sigmoid(x, y, weight, pos_weight)
+        block = _block(_SIGMOID_BLOCK)
+        beta = None if beta_bins is None else beta_bins.to(cfg.dtype).contiguous()
+        has = (flat.w is not None, flat.pw, beta is not None)
+        if cfg.reduction == "none":
+            out = torch.empty(flat.n, dtype=out_dtype, device=x.device)
+            flat.launch(_sigmoid_kernel(cfg, "none", *has, False, False), beta, None, None, out, None, block)
+            scale = torch.ones((), dtype=cfg.dtype, device=x.device)
+            result = out.view(x.shape)
+        else:
+            positives = normalizer == "positives"
+            grid = max(1, -(-flat.n // block))
+            part = torch.zeros((grid, 3), dtype=cfg.dtype, device=x.device)
+            flat.launch(_sigmoid_kernel(cfg, "sum", *has, positives, False), beta, None, None, None, part, block)
+            total, count, pos = part.sum(0, dtype=torch.float64).unbind()
+            scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, pos if positives else None)
+            result = (total * scale).to(out_dtype)
+        ctx.cfg, ctx.normalizer, ctx.out_dtype, ctx.shape = cfg, normalizer, out_dtype, x.shape
+        ctx.pos_weight = pos_weight if not isinstance(pos_weight, Tensor) else None
+        ctx.save_for_backward(x, y, weight, pos_weight if isinstance(pos_weight, Tensor) else None, beta_bins,
+                              scale.to(cfg.dtype))
+        return result
+
+    @staticmethod
+    def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
+        x, y, weight, pos_weight, beta_bins, scale = ctx.saved_tensors
+        pw = pos_weight if pos_weight is not None else ctx.pos_weight
+        if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
+            with torch.enable_grad():
+                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
+            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            return g, None, None, None, None, None, None, None
+        cfg = ctx.cfg
+        flat = _Sigmoid(x, y, weight, pw)
+        beta = None if beta_bins is None else beta_bins.to(cfg.dtype).contiguous()
+        none = cfg.reduction == "none"
+        kernel = _sigmoid_kernel(cfg, "grad", flat.w is not None, flat.pw, beta is not None, False, none)
+        grad = torch.empty_like(flat.x)
+        gout = gout.reshape(-1).contiguous() if none else gout.reshape(())
+        flat.launch(kernel, beta, scale, gout, grad, None, _block(_SIGMOID_BLOCK))
+        return grad.view(ctx.shape), None, None, None, None, None, None, None
+
+
+def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | None, pos_weight: Tensor | float | None,
+                 beta_bins: Tensor | None, normalizer: float | Tensor | str | None, out_dtype: torch.dtype) -> Tensor:
+    return _TritonSigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, cfg, normalizer, out_dtype)
+
+
+def ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor]:
+    """GHM-C's counts per bin and the number of counted elements, in one pass (integer atomics)."""
+    flat = _Sigmoid(x, y, weight, None)
+    slots = torch.zeros(cfg.bins + 1, dtype=torch.int32, device=x.device)
+    kernel = _sigmoid_kernel(cfg, "hist", flat.w is not None, None, False, False, False)
+    flat.launch(kernel, None, None, None, None, slots, _block(_SIGMOID_BLOCK))
+    slots = slots.to(cfg.dtype)
+    return slots[: cfg.bins], slots[cfg.bins]
+
+
+# ---------------------------------------------------------------------------------------------- softmax
+
+
+def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool) -> Any:
+    key = ("softmax", mode, cfg.family, cfg.dtype, cfg.gamma, cfg.threshold, cfg.k, cfg.ignore_index, has_w, has_cf,
+           has_cw, none_gout)
+    if key in _cache:
+        return _cache[key]
+    b = Builder(_dtype_name(cfg.dtype))
+    ops = TritonOps(b, cls=b.name("cls", "i"), cmask=b.name("cmask", "b"))
+    dt = b.tl_dtype
+    head = ["pid = tl.program_id(0)",
+            "p = pid.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
+            "pm = p < P",
+            "cls = tl.arange(0, BLOCK_C)[None, :]",
+            "cmask = cls < C",
+            "xoff = (p // S) * C * S + p % S + cls * S",
+            "x = tl.load(x_ptr + xoff, mask=pm & cmask, other=0.0)",
+            f"t = tl.load(t_ptr + p, mask=pm, other={cfg.ignore_index})",
+            # an id outside [0, C) (value checks off) reads as ignored instead of reading out of bounds
+            f"t = tl.where((t >= 0) & (t < C), t, {cfg.ignore_index})"]
+    if has_w:
+        head.append("w = tl.load(w_ptr + p, mask=pm, other=0.0)")
+    order = 1 if mode == "grad" else 0
+    loss, grad, den = softmax_sparse_slice_terms(ops, cfg, b.name("x"), b.name("t", "i"),
+                                                 b.name("w") if has_w else None, "cf_ptr" if has_cf else None,
+                                                 "cw_ptr" if has_cw else None, order=order)
+    if mode == "grad":
+        gout = "tl.load(gout_ptr + p, mask=pm, other=0.0)" if none_gout else "tl.load(gout_ptr)"
+        tail = [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
+                "tl.store(out_ptr + xoff, g.to(out_ptr.dtype.element_ty), mask=pm & cmask)"]
+    elif mode == "none":
+        tail = [f"tl.store(out_ptr + p, {loss.name}.to(out_ptr.dtype.element_ty), mask=pm)"]
+    else:
+        tail = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where(pm, {loss.name}, 0.0)))",
+                f"tl.store(part_ptr + pid * 3 + 1, tl.sum(tl.where(pm, {den.name}, 0.0)))"]
+    params = ["x_ptr", "t_ptr", "w_ptr", "cf_ptr", "cw_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "P", "C",
+              "S", "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
+    kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.lines + tail)
+    _cache[key] = kernel
+    return kernel
+
+
+def _pow2(v: int) -> int:
+    return 1 << max(0, (v - 1).bit_length())
+
+
+class _Softmax:
+    def __init__(self, x: Tensor, t: Tensor, weight: Tensor | None):
+        n, c = x.shape[0], x.shape[1]
+        self.s = max(1, x.numel() // max(n * c, 1))
+        self.c = c
+        self.x = x.contiguous()
+        self.t = t.reshape(-1).contiguous()
+        w = None if weight is None else weight.expand(x.shape[:1] + x.shape[2:]).reshape(-1)
+        self.w = None if w is None else (w.view(torch.uint8) if w.dtype == torch.bool else w).contiguous()
+        self.positions = n * self.s
+        self.block_c = max(2, _pow2(c))
+        self.block_p = max(1, _block(4096) // self.block_c)
+
+    def grid(self) -> tuple[int]:
+        return (max(1, -(-self.positions // self.block_p)),)
+
+    def launch(self, kernel: Any, cf: Tensor | None, cw: Tensor | None, scale: Tensor | None, gout: Tensor | None,
+               out: Tensor | None, part: Tensor | None) -> None:
+        d = self.x
+        kernel[self.grid()](self.x, self.t, d if self.w is None else self.w, d if cf is None else cf,
+                            d if cw is None else cw, d if scale is None else scale, d if gout is None else gout,
+                            d if out is None else out, d if part is None else part, self.positions, self.c, self.s,
+                            BLOCK_P=self.block_p, BLOCK_C=self.block_c)
+
+
+def _contig(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if t is None else t.to(dtype).contiguous()
+
+
+class _TritonSoftmaxLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
+                class_weight: Tensor | None, cfg: SoftmaxConfig, normalizer: float | Tensor | str | None,
+                out_dtype: torch.dtype) -> Tensor:
+        flat = _Softmax(x, t, weight)
+        cf, cw = _contig(class_factor, cfg.dtype), _contig(class_weight, cfg.dtype)
+        has = (flat.w is not None, cf is not None, cw is not None)
+        if cfg.reduction == "none":
+            out = torch.empty(flat.positions, dtype=out_dtype, device=x.device)
+            flat.launch(_softmax_kernel(cfg, "none", *has, False), cf, cw, None, None, out, None)
+            scale = torch.ones((), dtype=cfg.dtype, device=x.device)
+            result = out.view(x.shape[:1] + x.shape[2:])
+        else:
+            part = torch.zeros((flat.grid()[0], 3), dtype=cfg.dtype, device=x.device)
+            flat.launch(_softmax_kernel(cfg, "sum", *has, False), cf, cw, None, None, None, part)
+            total, count, _ = part.sum(0, dtype=torch.float64).unbind()
+            scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
+            result = (total * scale).to(out_dtype)
+        ctx.cfg, ctx.normalizer, ctx.out_dtype = cfg, normalizer, out_dtype
+        ctx.save_for_backward(x, t, weight, class_factor, class_weight, scale.to(cfg.dtype))
+        return result
+
+    @staticmethod
+    def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
+        x, t, weight, class_factor, class_weight, scale = ctx.saved_tensors
+        cfg = ctx.cfg
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                value = softmax_reference(cfg, x, t, weight, class_factor, class_weight, ctx.normalizer,
+                                          ctx.out_dtype)
+            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            return g, None, None, None, None, None, None, None
+        flat = _Softmax(x, t, weight)
+        cf, cw = _contig(class_factor, cfg.dtype), _contig(class_weight, cfg.dtype)
+        none = cfg.reduction == "none"
+        kernel = _softmax_kernel(cfg, "grad", flat.w is not None, cf is not None, cw is not None, none)
+        grad = torch.empty_like(flat.x)
+        gout = gout.reshape(-1).contiguous() if none else gout.reshape(())
+        flat.launch(kernel, cf, cw, scale, gout, grad, None)
+        return grad, None, None, None, None, None, None, None
+
+
+def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | None, class_factor: Tensor | None,
+                 class_weight: Tensor | None, normalizer: float | Tensor | str | None,
+                 out_dtype: torch.dtype) -> Tensor:
+    return _TritonSoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype)
+
+
+def kernel_source(kernel: Any) -> str:
+    """The generated source of a kernel (for reading and for the tests)."""
+    return kernel.focalkit_source
+

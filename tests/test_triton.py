@@ -1,0 +1,228 @@
+"""The Triton kernels, run on the CPU by Triton's interpreter (``TRITON_INTERPRET=1``).
+
+They are checked against the chunked kernels (which the oracle tests check against the articles,
+PyTorch and the peers), by ``gradcheck`` in float64, by reading the generated source (one ``exp``
+and one ``log`` per element for the sigmoid family), and by running the core test files whole with
+every loss routed through them. On a CUDA machine the same tests run on the GPU when
+``FOCALKIT_TEST_DEVICE=cuda``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import focalkit as fk
+from focalkit.kernels import fused, triton_kernels
+
+from .cases import SIGMOID, SOFTMAX, Case
+
+pytest.importorskip("triton")
+
+DEVICE = os.environ.get("FOCALKIT_TEST_DEVICE", "cpu")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def on_triton(monkeypatch):
+    """Route every loss through the Triton kernels (interpreted on the CPU: conftest sets TRITON_INTERPRET)."""
+    monkeypatch.setenv("FOCALKIT_TRITON", "always")
+    with np.errstate(all="ignore"):  # the interpreter's NumPy warns at log(0), where a GPU is silent
+        yield
+
+
+def _run(case: Case, x, y, w, reduction: str, mode: str, monkeypatch, **extra):
+    monkeypatch.setenv("FOCALKIT_TRITON", mode)
+    xr = x.clone().requires_grad_(True)
+    with np.errstate(all="ignore"):
+        out = case.function(xr, y, sample_weight=w, reduction=reduction, **{**case.options, **extra})
+        gout = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype, device=out.device).reshape(out.shape)
+        (g,) = torch.autograd.grad(out, xr, gout)
+    return out.detach(), g
+
+
+def _inputs(case: Case, shape, dtype=torch.float64, ignore: bool = True):
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 4).to(dtype)
+    if case.family == "sigmoid":
+        y = (torch.rand(shape, generator=gen) < 0.3).double()
+        w = torch.rand(shape, generator=gen, dtype=torch.float64)
+    else:
+        y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=gen)
+        if ignore:
+            y[0] = -100
+        w = torch.rand((shape[0], *shape[2:]), generator=gen, dtype=torch.float64)
+    return x.to(DEVICE), y.to(DEVICE), w.to(DEVICE)
+
+
+# softmax cases without label smoothing: those run on the Triton kernel (smoothing falls back)
+TRITON_CASES = [
+    *SIGMOID,
+    Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax"),
+    *SOFTMAX[1:],
+    Case("sigmoid_focal_loss[γ=1.5]", fk.sigmoid_focal_loss, fk.SigmoidFocalLoss, "sigmoid", {"gamma": 1.5}),
+    Case("binary_cross_entropy[pos_weight]", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid",
+         {"pos_weight": 3.0}),
+    Case("softmax_focal_loss[γ=0.5]", fk.softmax_focal_loss, fk.SoftmaxFocalLoss, "softmax",
+         {"gamma": 0.5, "alpha": 0.25}),
+    Case("ghmc_loss[30 bins]", fk.ghmc_loss, fk.GHMCLoss, "sigmoid", {"bins": 30}),
+]
+
+
+@pytest.mark.parametrize("case", TRITON_CASES, ids=str)
+@pytest.mark.parametrize("shape", [(9, 5), (3, 7, 6, 5)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_triton_equals_the_chunked_kernels(case, shape, reduction, monkeypatch):
+    x, y, w = _inputs(case, shape)
+    expected = _run(case, x, y, w, reduction, "0", monkeypatch)
+    actual = _run(case, x, y, w, reduction, "always", monkeypatch)
+    for a, b in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", TRITON_CASES[:9], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_triton_in_lower_precision(case, dtype, monkeypatch):
+    """float32 and float16 logits: loads are converted, the formula runs in float32, the gradient is stored
+    in the logits' dtype."""
+    x, y, w = _inputs(case, (16, 10), dtype=dtype)
+    expected = _run(case, x, y, w, "mean", "0", monkeypatch)
+    actual = _run(case, x, y, w, "mean", "always", monkeypatch)
+    assert actual[1].dtype == dtype
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 2e-3, "atol": 1e-4}
+    for a, b in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a.double(), b.double(), **tol)
+
+
+@pytest.mark.parametrize("case", TRITON_CASES, ids=str)
+def test_triton_gradient_passes_gradcheck(case, on_triton):
+    x, y, w = _inputs(case, (4, 5, 3))
+
+    def f(xx):
+        return case.function(xx, y, sample_weight=w, **case.options)
+
+    assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(True),), eps=1e-6, atol=1e-8)
+
+
+def test_triton_second_derivative_goes_through_the_formula(on_triton):
+    x, y, _ = _inputs(SIGMOID[1], (6, 4))
+    assert torch.autograd.gradgradcheck(lambda xx: fk.sigmoid_focal_loss(xx, y), (x.clone().requires_grad_(True),))
+
+
+def test_triton_handles_bool_targets_ignore_index_and_positives(monkeypatch):
+    case = Case("binary_cross_entropy", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid")
+    x, y, _ = _inputs(case, (8, 6))
+    for target, extra in [(y.bool(), {}), (torch.where(y[:, :1] > 0.5, -1, y.long()), {"ignore_index": -1}),
+                          (y, {"normalizer": "positives"}), (y, {"pos_weight": torch.linspace(0.5, 2, 6)})]:
+        expected = _run(case, x, target, None, "mean", "0", monkeypatch, **extra)
+        actual = _run(case, x, target, None, "mean", "always", monkeypatch, **extra)
+        for a, b in zip(actual, expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_classes_last_and_empty_inputs(on_triton):
+    x = torch.randn(3, 11, 9, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    t = torch.randint(0, 9, (3, 11), device=DEVICE)
+    loss = fk.softmax_focal_loss(x, t, class_dim=-1, reduction="none")
+    ref = fk.softmax_focal_loss(x.detach().movedim(-1, 1), t, reduction="none")
+    torch.testing.assert_close(loss, ref)
+    empty = torch.zeros(0, 5, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    value = fk.sigmoid_focal_loss(empty, torch.zeros(0, 5, dtype=torch.float64, device=DEVICE), reduction="sum")
+    value.backward()
+    assert float(value.detach()) == 0.0
+    assert empty.grad.shape == (0, 5)
+
+
+def test_ghmc_histogram_matches_bincount(on_triton):
+    x = torch.randn(1000, dtype=torch.float64, device=DEVICE) * 3
+    y = (torch.rand(1000, device=DEVICE) < 0.2).double()
+    cfg = fused.SigmoidConfig("ghmc", "mean", torch.float64, bins=30)
+    counts, n_valid = triton_kernels.ghmc_counts(cfg, x, y, None)
+    g = (torch.sigmoid(x) - y).abs()
+    expected = torch.bincount((g * 30).long().clamp(max=29), minlength=30).double()
+    torch.testing.assert_close(counts, expected)
+    assert float(n_valid) == 1000
+
+
+def test_ghmc_module_with_momentum_keeps_the_same_running_counts(monkeypatch):
+    x = torch.randn(4, 50, 7, dtype=torch.float64)
+    y = (torch.rand(4, 50, 7) < 0.2).double()
+    results = []
+    for mode in ("0", "always"):
+        monkeypatch.setenv("FOCALKIT_TRITON", mode)
+        module = fk.GHMCLoss(bins=10, momentum=0.7).double()
+        with np.errstate(all="ignore"):
+            values = [module(x[i], y[i]) for i in range(4)]
+        results.append((torch.stack(values), module.running_counts.clone()))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-14)
+
+
+def _kernel(cfg, mode: str = "grad"):
+    return triton_kernels.kernel_source(triton_kernels._sigmoid_kernel(cfg, mode, False, None, False, False, False))
+
+
+def test_sigmoid_kernels_take_one_exp_and_one_log_per_element():
+    """σ(x) and softplus(x) share exp(−|x|); whole γ is a product, not a pow."""
+    for family, options in [("bce", {}), ("focal", {"alpha": 0.25}), ("hard", {}), ("ghmc", {"bins": 10})]:
+        cfg = fused.SigmoidConfig(family, "mean", torch.float32, **options)
+        for mode in ("sum", "grad"):
+            source = _kernel(cfg, mode)
+            assert (source.count("tl.exp("), source.count("tl.log(")) == (1, 1), (family, mode, source)
+    soft = _kernel(fused.SigmoidConfig("soft", "mean", torch.float32, k=2.0))
+    assert (soft.count("tl.exp("), soft.count("tl.log(")) == (2, 1)  # σ(Kx) needs its own exp
+    fractional = _kernel(fused.SigmoidConfig("focal", "mean", torch.float32, gamma=1.5))
+    # q^γ and q^{γ−1}: two exp of one shared log q
+    assert (fractional.count("tl.exp("), fractional.count("tl.log(")) == (3, 2)
+
+
+def test_generated_source_is_specialised_and_shares_subexpressions():
+    source = _kernel(fused.SigmoidConfig("focal", "mean", torch.float32, alpha=None, gamma=2.0))
+    assert "0.25" not in source  # α off: no weighting code
+    names = re.findall(r"^\s+(v\d+) = (.*)$", source, flags=re.MULTILINE)
+    expressions = [expr for _, expr in names]
+    assert len(expressions) == len(set(expressions))  # every expression written once
+
+
+def test_dispatch(monkeypatch):
+    x = torch.zeros(3)
+    monkeypatch.delenv("FOCALKIT_TRITON", raising=False)
+    assert not triton_kernels.wanted(x)  # CPU tensors: the chunked kernels
+    monkeypatch.setenv("FOCALKIT_TRITON", "0")
+    assert not triton_kernels.wanted(x)
+    monkeypatch.setenv("FOCALKIT_TRITON", "sometimes")
+    with pytest.raises(ValueError, match="FOCALKIT_TRITON: expected one of auto, 0, always; got 'sometimes'"):
+        triton_kernels.wanted(x)
+    monkeypatch.setenv("FOCALKIT_TRITON", "always")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        triton_kernels.wanted(x)
+
+
+def test_softmax_options_the_kernel_does_not_take_fall_back(on_triton, monkeypatch):
+    calls = []
+    monkeypatch.setattr(triton_kernels, "softmax_loss", lambda *a, **k: calls.append(1))
+    x = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor([0, 1, 2, 1])
+    fk.cross_entropy(x, t, label_smoothing=0.1)
+    fk.cross_entropy(x, torch.softmax(x, 1))
+    assert calls == []
+
+
+def test_core_test_files_pass_with_every_loss_on_triton():
+    """The oracle, gradient, layout and module tests, unchanged, with every loss routed through the
+    Triton kernels (those the kernels do not take fall back, as in use)."""
+    env = {**os.environ, "FOCALKIT_TRITON": "always"}
+    files = ["tests/test_oracles.py", "tests/test_gradients.py", "tests/test_layouts.py", "tests/test_identities.py",
+             "tests/test_modules.py", "tests/test_distributed.py"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.search(r"\d+ passed", done.stdout)
+
