@@ -16,4 +16,5 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", nargs="*", default=None, help="loss names, e.g. focal ghmc30 ce")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     sys.exit(run_bench(parser.parse_args()))

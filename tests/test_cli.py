@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
@@ -285,3 +286,9 @@ def test_bench_prints_ratios_against_the_textbook_formula(tmp_path, capsys):
         for result in row["results"].values():
             assert result["ms"] > 0
             assert result["peak_mib"] >= 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_bench_on_cuda_without_a_gpu_says_so(capsys):
+    assert main(["bench", "--quick", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().out

@@ -9,6 +9,13 @@ the process's high-water mark (``ru_maxrss``) minus that resident set: every byt
 backward held at once, the gradient included. Ratios are against the textbook
 eager formula measured in the same invocation, on the same machine, with the same thread count.
 
+With ``--device cuda`` the same cases run on the GPU (the Triton kernels, where Triton is
+installed): time from ``torch.cuda.synchronize`` around each run, peak memory from
+``torch.cuda.max_memory_allocated`` over the runs minus what was allocated before them, in one
+child per case; and a ``copy`` of the logits times the HBM bandwidth a plain copy reaches, so that
+the table can say what fraction of it focalkit's forward + backward uses (it must read the logits
+and targets twice and write the gradient once).
+
 Implementations: ``focalkit`` (the default fused path), ``focalkit+compile`` (``torch.compile`` of
 the same function: opt-in, its first call's compile time reported separately), ``textbook`` (the
 formula as blog posts and torchvision write it, in eager PyTorch; for GHM-C the per-bin Python loop
@@ -193,6 +200,21 @@ def _trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _cuda_copy_ms(x: Any, repeats: int) -> float:
+    import torch
+
+    out = torch.empty_like(x)
+    times = []
+    for _ in range(repeats + 2):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        out.copy_(x)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    times = sorted(times[2:])
+    return 1000 * times[len(times) // 2]
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     import resource
 
@@ -200,7 +222,14 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     x, y = _inputs(spec["shape_name"], tuple(spec["shape"]))
+    device = spec.get("device", "cpu")
+    cuda = device == "cuda"
+    x, y = x.to(device), y.to(device)
     impl = spec["impl"]
+    if impl == "copy":
+        return {"ms": _cuda_copy_ms(x, spec["repeats"]), "peak_mib": 0.0,
+                "input_mib": x.numel() * x.element_size() / 2**20, "first_call_s": None,
+                "bytes": 2 * x.numel() * x.element_size()}
     if impl == "textbook":
         fn = _textbook(spec["loss"], spec["shape_name"])
     elif impl.startswith("focalkit"):
@@ -210,26 +239,43 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         fn = _peer(impl, spec["loss"], spec["shape_name"])
     x.requires_grad_(True)
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     first = None
     if impl == "focalkit+compile":
         start = time.perf_counter()
         fn(x, y).backward()
+        synchronize()
         first = time.perf_counter() - start
         x.grad = None
     _trim()
     before = _rss_bytes()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     times = []
     for i in range(spec["warmup"] + spec["repeats"]):
+        synchronize()
         start = time.perf_counter()
         fn(x, y).backward()
+        synchronize()
         elapsed = time.perf_counter() - start
         x.grad = None
         if i >= spec["warmup"]:
             times.append(elapsed)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - before
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     times.sort()
+    # the least a loss must move: read logits and targets in forward and again in backward, write the gradient
+    least = 2 * (x.numel() * x.element_size() + y.numel() * y.element_size()) + x.numel() * x.element_size()
     return {"ms": 1000 * times[len(times) // 2], "peak_mib": max(peak, 0) / 2**20,
-            "input_mib": x.numel() * x.element_size() / 2**20, "first_call_s": first}
+            "input_mib": x.numel() * x.element_size() / 2**20, "first_call_s": first, "bytes": least}
 
 
 # ---------------------------------------------------------------------------------------------- parent side
@@ -248,9 +294,10 @@ MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", 
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Time from a normal child, peak memory from a child whose allocations map and unmap eagerly."""
+    """Time from a normal child, peak memory from a child whose allocations map and unmap eagerly
+    (on a GPU one child gives both)."""
     timing = _run_child(spec)
-    if "error" in timing:
+    if "error" in timing or spec.get("device", "cpu") != "cpu":
         return timing
     memory = _run_child({**spec, "repeats": 1, "warmup": 1}, MEMORY_ENV)
     if "error" in memory:
@@ -269,14 +316,21 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    device = getattr(args, "device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        console.print("focalkit bench: --device cuda asked for, but torch sees no CUDA device")
+        return 2
     shapes = QUICK_SHAPES if args.quick else SHAPES
     threads = int(os.environ.get("FOCALKIT_BENCH_THREADS", min(2, os.cpu_count() or 1)))
     repeats = args.repeats or (3 if args.quick else 7)
     only = set(args.only) if args.only else None
-    console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), "
-                  f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; forward + backward, "
-                  f"median of {repeats}; peak = resident high-water mark over the runs minus the set before them")
+    where = (f"{torch.cuda.get_device_name()}, Triton kernels {'on' if _peer_available('triton') else 'off'}"
+             if device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    peak_rule = ("peak = CUDA max allocated over the runs minus what was allocated before them" if device == "cuda"
+                 else "peak = resident high-water mark over the runs minus the set before them")
+    console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), {where}; "
+                  f"forward + backward, median of {repeats}; {peak_rule}")
     rows = []
     for loss, shape_name in CASES:
         if only and loss not in only:
@@ -285,10 +339,12 @@ def run_bench(args: argparse.Namespace) -> int:
         if (loss, shape_name) in COMPILED:
             impls.append("focalkit+compile")
         impls += [p for p in PEERS.get(loss, []) if _peer_available(p)]
+        if device == "cuda":
+            impls.append("copy")
         results = {}
         for impl in impls:
             spec = {"loss": loss, "shape_name": shape_name, "shape": shapes[shape_name], "impl": impl,
-                    "threads": threads, "repeats": repeats, "warmup": 1}
+                    "threads": threads, "repeats": repeats, "warmup": 1, "device": device}
             results[impl] = measure(spec)
             console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(results[impl])}", highlight=False)
         rows.append((loss, shape_name, results))
@@ -297,13 +353,18 @@ def run_bench(args: argparse.Namespace) -> int:
         table.add_column(col, no_wrap=True)
     for loss, shape_name, results in rows:
         base = results["textbook"]
+        copy = results.get("copy", {})
         for impl, r in results.items():
+            if impl == "copy":
+                continue
             if "error" in r:
                 table.add_row(loss, shape_name, impl, "-", "-", "-", "-", "-", r["error"][:40])
                 continue
             speed = base["ms"] / r["ms"] if "ms" in base else float("nan")
             saving = base["peak_mib"] / max(r["peak_mib"], 1e-9) if "peak_mib" in base else float("nan")
             note = f"first call {r['first_call_s']:.1f} s" if r.get("first_call_s") else ""
+            if "ms" in copy:  # the bandwidth this run reaches, as a fraction of a plain copy's
+                note += f" {(r['bytes'] / r['ms']) / (copy['bytes'] / copy['ms']):.0%} of copy bandwidth"
             table.add_row(loss, shape_name, impl, f"{r['ms']:.1f}", f"{r['peak_mib']:.0f}",
                           f"{r['peak_mib'] / r['input_mib']:.2f}", f"{speed:.2f}x", f"{saving:.2f}x", note)
     console.print(table)

@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="loss names to run: bce_smooth focal hard soft ghmc10 ghmc30 ce softmax_focal "
                             "softmax_hard softmax_soft (default: all)")
     bench.add_argument("--json", default=None, help="also write the raw numbers to this file")
+    bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="where the losses run (cuda: the Triton kernels, timed with synchronize)")
     return parser
 
 
