@@ -34,8 +34,10 @@ __all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights
 CHUNK_ELEMENTS = 1 << 17
 
 
-def _chunk() -> int | None:
-    return None if torch.compiler.is_compiling() else CHUNK_ELEMENTS
+def _chunk(scale: int = 1) -> int | None:
+    """Elements per slice (``None``: the whole tensor, under ``torch.compile``). The softmax kernels take
+    slices twice as large: their per-position work is a ``C``-th of a slice, so overhead weighs more."""
+    return None if torch.compiler.is_compiling() else CHUNK_ELEMENTS * scale
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
             counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
         else:
-            counts.scatter_add_(0, index, counted)
+            counts.scatter_add_(0, index.long(), counted)
         n_valid += counted.sum()
     return counts, n_valid, bin_index
 
@@ -339,7 +341,7 @@ class _SoftmaxLoss(torch.autograd.Function):
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
         total = torch.zeros((), dtype=acc_dtype, device=x.device)
         count = torch.zeros((), dtype=acc_dtype, device=x.device)
-        chunk = _chunk()
+        chunk = _chunk(2)
         per = max(1, (chunk or x.numel() or 1) // max(c, 1))  # positions per slice
         for r0, r1, s0, s1 in _slices(n, s, per):
             loss, grad, den = _softmax_chunk(cfg, x3[r0:r1, :, s0:s1],

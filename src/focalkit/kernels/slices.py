@@ -45,7 +45,9 @@ def sigmoid_slice_terms(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any, pw: Any,
     beta = None
     if cfg.family == "ghmc":
         index = ghmc_bin_index(ops, xc, yc, cfg.bins) if bin_index is None else bin_index
-        beta = ops.gather(beta_table, index) * counted(ops, xc, w, cfg.dtype)
+        beta = ops.gather(beta_table, index)
+        if w is not None:  # an uncounted element's β is 0
+            beta = beta * counted(ops, xc, w, cfg.dtype)
     positives = None
     if count_positives:
         positives = yc if w is None else yc * counted(ops, xc, w, cfg.dtype)
