@@ -14,6 +14,11 @@ Second derivatives (``create_graph=True``) go through autograd over the same for
 whole, so ``gradgradcheck`` holds as well.
 
 Under ``torch.compile`` the formula is traced whole (one chunk): Inductor fuses it into one loop.
+On CUDA tensors, :func:`sigmoid_loss` and :func:`softmax_loss` hand over to the Triton kernels of
+:mod:`.triton_kernels` (written from the same formulas) where those take the options.
+
+What a slice becomes before the formula (ignored targets, smoothing, weights, GHM-C's β) is in
+:mod:`.slices`, shared with the Triton kernels.
 """
 
 from __future__ import annotations

@@ -18,10 +18,12 @@ to a few ulps, and ``pow`` goes through ``exp``/``log`` at arguments the core ke
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 __all__ = ["Builder", "Sym", "TritonOps"]
 
+_NAMES = re.compile(r"\bv\d+\b")
 _TL_DTYPES = {"float32": "tl.float32", "float64": "tl.float64", "float16": "tl.float16", "bfloat16": "tl.bfloat16"}
 
 
@@ -43,6 +45,18 @@ class Builder:
         self.lines.append(f"{sym.name} = {expr}")
         self._names[expr] = sym
         return sym
+
+    def body(self, uses: list[str]) -> list[str]:
+        """The lines that the source lines ``uses`` need, in order (what the formula computed but the
+        kernel does not store, such as the loss in a gradient kernel, is left out)."""
+        need = set(_NAMES.findall("\n".join(uses)))
+        kept = []
+        for line in reversed(self.lines):
+            name, expr = line.split(" = ", 1)
+            if name in need:
+                kept.append(line)
+                need.update(_NAMES.findall(expr))
+        return kept[::-1]
 
     def name(self, name: str, kind: str = "f") -> Sym:
         """A value the kernel defines itself (a load, the class ids)."""

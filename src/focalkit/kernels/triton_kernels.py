@@ -162,7 +162,7 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
                 tail.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where(m, {pos.name}, 0.0), axis=0))")
     params = ["x_ptr", "y_ptr", "w_ptr", "pw_ptr", "beta_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "n",
               "BLOCK: tl.constexpr"]
-    kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.lines + tail)
+    kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.body(tail) + tail)
     _cache[key] = kernel
     return kernel
 
@@ -293,7 +293,7 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
                 f"tl.store(part_ptr + pid * 3 + 1, tl.sum(tl.where(pm, {den.name}, 0.0)))"]
     params = ["x_ptr", "t_ptr", "w_ptr", "cf_ptr", "cw_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "P", "C",
               "S", "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
-    kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.lines + tail)
+    kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.body(tail) + tail)
     _cache[key] = kernel
     return kernel
 
