@@ -14,6 +14,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--only", nargs="*", default=None, help="loss names, e.g. focal ghmc30 ce")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

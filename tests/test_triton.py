@@ -88,6 +88,19 @@ def test_triton_equals_the_chunked_kernels(case, shape, reduction, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_softmax_layouts(monkeypatch):
+    """[N, C] rows, [B, C, H, W] planes, and the flat form taken past CUDA's 65535 samples per grid column."""
+    case = SOFTMAX[1]
+    for shape, max_y, layout in [((9, 5), 65535, "rows"), ((3, 7, 6, 5), 65535, "planes"), ((3, 7, 6, 5), 2, "flat")]:
+        monkeypatch.setattr(triton_kernels, "MAX_GRID_Y", max_y)
+        x, y, w = _inputs(case, shape)
+        assert triton_kernels._Softmax(x, y, w).layout == layout
+        expected = _run(case, x, y, w, "mean", "0", monkeypatch)
+        actual = _run(case, x, y, w, "mean", "always", monkeypatch)
+        for a, b in zip(actual, expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("case", TRITON_CASES[:9], ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_triton_in_lower_precision(case, dtype, monkeypatch):
@@ -242,7 +255,7 @@ def test_kernels_compile_for_a_cuda_gpu():
     rows = {row["kernel"]: row for row in map(json.loads, done.stdout.splitlines())}
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed
-    assert len(rows) == 27
+    assert len(rows) == 28
     for name, row in rows.items():
         if name.startswith("sigmoid") and "float64" not in name:
             assert row["ex2"] == (16 if " soft " in name else 8), name

@@ -29,10 +29,10 @@ def _sigmoid(cfg, mode: str, has_w: bool) -> tuple[object, dict, dict]:
     return kernel, sig, {"BLOCK": 1024}
 
 
-def _softmax(cfg, mode: str, has_w: bool) -> tuple[object, dict, dict]:
+def _softmax(cfg, mode: str, has_w: bool, layout: str) -> tuple[object, dict, dict]:
     from focalkit.kernels import triton_kernels
 
-    kernel = triton_kernels._softmax_kernel(cfg, mode, has_w, True, True, False)
+    kernel = triton_kernels._softmax_kernel(cfg, mode, has_w, True, True, False, layout)
     f = "*fp32"
     sig = {"x_ptr": f, "t_ptr": "*i64", "w_ptr": f, "cf_ptr": f, "cw_ptr": f, "scale_ptr": f, "gout_ptr": f,
            "out_ptr": f, "part_ptr": f, "P": "i64", "C": "i64", "S": "i64", "BLOCK_P": "constexpr",
@@ -65,7 +65,10 @@ def main(arch: int) -> None:
     for family in ("ce", "focal", "hard", "soft", "complement"):
         for mode in ("sum", "grad"):
             cfg = fused.SoftmaxConfig(family, "mean", torch.float32)
-            jobs.append((f"softmax {family} {mode}", _softmax(cfg, mode, True)))
+            layout = "rows" if mode == "sum" else "planes"
+            jobs.append((f"softmax {family} {mode} {layout}", _softmax(cfg, mode, True, layout)))
+    jobs.append(("softmax focal grad flat", _softmax(fused.SoftmaxConfig("focal", "mean", torch.float32), "grad",
+                                                     False, "flat")))
     for name, (kernel, sig, constexprs) in jobs:
         try:
             compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=constexprs), target=target)

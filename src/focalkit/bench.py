@@ -1,13 +1,18 @@
 """``focalkit bench``: time and peak memory of the losses against the textbook formulas, same run.
 
-Each (loss, shape, implementation) runs in two fresh subprocesses. The timing one runs forward +
-backward ``warmup + repeats`` times and reports the median. The memory one runs with glibc's mmap
-threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``), so that every block the loss allocates is
-mapped on allocation and unmapped on free and the resident set follows live memory; it hands freed
-memory back (``malloc_trim``), reads the resident set, runs forward + backward twice, and reports
-the process's high-water mark (``ru_maxrss``) minus that resident set: every byte the loss and its
-backward held at once, the gradient included. Ratios are against the textbook
-eager formula measured in the same invocation, on the same machine, with the same thread count.
+Each (loss, shape, implementation) runs in fresh subprocesses. A timing one runs forward +
+backward ``warmup + repeats`` times and reports the median; there are ``rounds`` of them per
+implementation, the implementations of a case interleaved (textbook, focalkit, …, textbook,
+focalkit, …), and the median over the rounds is reported: this machine's speed drifts by tens of
+percent over minutes, and interleaving makes a slow spell hit every implementation alike.
+
+One more child per implementation measures memory: it runs with glibc's mmap threshold fixed at
+64 KiB (``MALLOC_MMAP_THRESHOLD_``), so that every block the loss allocates is mapped on allocation
+and unmapped on free and the resident set follows live memory; it hands freed memory back
+(``malloc_trim``), reads the resident set, runs forward + backward twice, and reports the process's
+high-water mark (``ru_maxrss``) minus that resident set: every byte the loss and its backward held
+at once, the gradient included. Ratios are against the textbook eager formula measured in the same
+invocation, on the same machine, with the same thread count.
 
 With ``--device cuda`` the same cases run on the GPU (the Triton kernels, where Triton is
 installed): time from ``torch.cuda.synchronize`` around each run, peak memory from
@@ -29,6 +34,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -324,13 +330,15 @@ def run_bench(args: argparse.Namespace) -> int:
     shapes = QUICK_SHAPES if args.quick else SHAPES
     threads = int(os.environ.get("FOCALKIT_BENCH_THREADS", min(2, os.cpu_count() or 1)))
     repeats = args.repeats or (3 if args.quick else 7)
+    rounds = getattr(args, "rounds", None) or (1 if args.quick else 3)
     only = set(args.only) if args.only else None
     where = (f"{torch.cuda.get_device_name()}, Triton kernels {'on' if _peer_available('triton') else 'off'}"
              if device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     peak_rule = ("peak = CUDA max allocated over the runs minus what was allocated before them" if device == "cuda"
                  else "peak = resident high-water mark over the runs minus the set before them")
     console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), {where}; "
-                  f"forward + backward, median of {repeats}; {peak_rule}")
+                  f"forward + backward, median of {repeats} runs in each of {rounds} fresh process(es) per "
+                  f"implementation, interleaved, then the median over them; {peak_rule}")
     rows = []
     for loss, shape_name in CASES:
         if only and loss not in only:
@@ -341,12 +349,24 @@ def run_bench(args: argparse.Namespace) -> int:
         impls += [p for p in PEERS.get(loss, []) if _peer_available(p)]
         if device == "cuda":
             impls.append("copy")
-        results = {}
-        for impl in impls:
-            spec = {"loss": loss, "shape_name": shape_name, "shape": shapes[shape_name], "impl": impl,
-                    "threads": threads, "repeats": repeats, "warmup": 1, "device": device}
-            results[impl] = measure(spec)
-            console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(results[impl])}", highlight=False)
+        results: dict[str, dict[str, Any]] = {}
+        for round_ in range(rounds):  # implementations interleaved: a slow spell of the machine hits them all
+            for impl in impls:
+                if "error" in results.get(impl, {}):
+                    continue
+                spec = {"loss": loss, "shape_name": shape_name, "shape": shapes[shape_name], "impl": impl,
+                        "threads": threads, "repeats": repeats, "warmup": 1, "device": device}
+                r = measure(spec) if round_ == 0 else _run_child(spec)
+                if "error" in r:
+                    results[impl] = r
+                elif round_ == 0:
+                    results[impl] = {**r, "ms_rounds": [r["ms"]]}
+                else:
+                    results[impl]["ms_rounds"].append(r["ms"])
+                console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(r)}", highlight=False)
+        for r in results.values():
+            if "ms_rounds" in r:
+                r["ms"] = statistics.median(r["ms_rounds"])
         rows.append((loss, shape_name, results))
     table = Table(title="ratios against the textbook eager formula, measured in this run (higher is better)")
     for col in ("loss", "shape", "impl", "ms", "peak MiB", "peak / input", "speed-up", "memory saving", "note"):

@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time and peak memory of the losses against the textbook formulas")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats")
-    bench.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per case")
+    bench.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per process")
+    bench.add_argument("--rounds", type=_positive_int, default=None,
+                       help="fresh processes per implementation, interleaved (default 3; 1 with --quick)")
     bench.add_argument("--only", nargs="*", default=None,
                        help="loss names to run: bce_smooth focal hard soft ghmc10 ghmc30 ce softmax_focal "
                             "softmax_hard softmax_soft (default: all)")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import math
 import os
 from typing import Any
 
@@ -46,6 +47,7 @@ from .trace import Builder, TritonOps
 __all__ = ["MAX_CLASSES", "ghmc_counts", "kernel_source", "sigmoid_loss", "softmax_loss", "softmax_supported", "wanted"]
 
 MAX_CLASSES = 4096
+MAX_GRID_Y = 65535  # CUDA's limit on a grid's second dimension
 _MODES = ("auto", "0", "always")
 _available: bool | None = None
 _cache: dict[Any, Any] = {}
@@ -258,20 +260,39 @@ def ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None)
 # ---------------------------------------------------------------------------------------------- softmax
 
 
-def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool) -> Any:
+# Where a block of positions lies in an (n, C, S) tensor. "rows" (S = 1: [N, C], or classes-last taken as
+# (B·T, C)): positions are rows of C contiguous scores. "planes" (S > 1: [B, C, H, W]): one program takes
+# a contiguous run of positions of one sample, so that each class's loads are contiguous (coalesced);
+# the grid is (position blocks, samples). "flat": any position anywhere (more than 65535 samples).
+_LAYOUTS = {
+    "rows": ["pid = tl.program_id(0)",
+             "p = pid.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
+             "pm = p < P",
+             "xoff = p * C + cls"],
+    "planes": ["pid = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)",
+               "j = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
+               "pm = j < S",
+               "p = tl.program_id(1).to(tl.int64) * S + j",
+               "xoff = tl.program_id(1).to(tl.int64) * C * S + cls * S + j"],
+    "flat": ["pid = tl.program_id(0)",
+             "p = pid.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
+             "pm = p < P",
+             "xoff = (p // S) * C * S + p % S + cls * S"],
+}
+
+
+def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool,
+                    layout: str = "rows") -> Any:
     key = ("softmax", mode, cfg.family, cfg.dtype, cfg.gamma, cfg.threshold, cfg.k, cfg.ignore_index, has_w, has_cf,
-           has_cw, none_gout)
+           has_cw, none_gout, layout)
     if key in _cache:
         return _cache[key]
     b = Builder(_dtype_name(cfg.dtype))
     ops = TritonOps(b, cls=b.name("cls", "i"), cmask=b.name("cmask", "b"))
     dt = b.tl_dtype
-    head = ["pid = tl.program_id(0)",
-            "p = pid.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
-            "pm = p < P",
-            "cls = tl.arange(0, BLOCK_C)[None, :]",
+    head = ["cls = tl.arange(0, BLOCK_C)[None, :]",
             "cmask = cls < C",
-            "xoff = (p // S) * C * S + p % S + cls * S",
+            *_LAYOUTS[layout],
             "x = tl.load(x_ptr + xoff, mask=pm & cmask, other=0.0)",
             f"t = tl.load(t_ptr + p, mask=pm, other={cfg.ignore_index})",
             # an id outside [0, C) (value checks off) reads as ignored instead of reading out of bounds
@@ -311,12 +332,19 @@ class _Softmax:
         self.t = t.reshape(-1).contiguous()
         w = None if weight is None else weight.expand(x.shape[:1] + x.shape[2:]).reshape(-1)
         self.w = None if w is None else (w.view(torch.uint8) if w.dtype == torch.bool else w).contiguous()
+        self.n = n
         self.positions = n * self.s
         self.block_c = max(2, _pow2(c))
         self.block_p = max(1, _block(4096) // self.block_c)
+        self.layout = "rows" if self.s == 1 else ("planes" if n <= MAX_GRID_Y else "flat")
 
-    def grid(self) -> tuple[int]:
+    def grid(self) -> tuple[int, ...]:
+        if self.layout == "planes":
+            return (max(1, -(-self.s // self.block_p)), max(1, self.n))
         return (max(1, -(-self.positions // self.block_p)),)
+
+    def programs(self) -> int:
+        return math.prod(self.grid())
 
     def launch(self, kernel: Any, cf: Tensor | None, cw: Tensor | None, scale: Tensor | None, gout: Tensor | None,
                out: Tensor | None, part: Tensor | None) -> None:
@@ -341,12 +369,12 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         has = (flat.w is not None, cf is not None, cw is not None)
         if cfg.reduction == "none":
             out = torch.empty(flat.positions, dtype=out_dtype, device=x.device)
-            flat.launch(_softmax_kernel(cfg, "none", *has, False), cf, cw, None, None, out, None)
+            flat.launch(_softmax_kernel(cfg, "none", *has, False, flat.layout), cf, cw, None, None, out, None)
             scale = torch.ones((), dtype=cfg.dtype, device=x.device)
             result = out.view(x.shape[:1] + x.shape[2:])
         else:
-            part = torch.zeros((flat.grid()[0], 3), dtype=cfg.dtype, device=x.device)
-            flat.launch(_softmax_kernel(cfg, "sum", *has, False), cf, cw, None, None, None, part)
+            part = torch.zeros((flat.programs(), 3), dtype=cfg.dtype, device=x.device)
+            flat.launch(_softmax_kernel(cfg, "sum", *has, False, flat.layout), cf, cw, None, None, None, part)
             total, count, _ = part.sum(0, dtype=torch.float64).unbind()
             scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
             result = (total * scale).to(out_dtype)
@@ -367,7 +395,7 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         flat = _Softmax(x, t, weight)
         cf, cw = _contig(class_factor, cfg.dtype), _contig(class_weight, cfg.dtype)
         none = cfg.reduction == "none"
-        kernel = _softmax_kernel(cfg, "grad", flat.w is not None, cf is not None, cw is not None, none)
+        kernel = _softmax_kernel(cfg, "grad", flat.w is not None, cf is not None, cw is not None, none, flat.layout)
         grad = torch.empty_like(flat.x)
         gout = gout.reshape(-1).contiguous() if none else gout.reshape(())
         flat.launch(kernel, cf, cw, scale, gout, grad, None)
