@@ -134,7 +134,8 @@ def test_triton_handles_bool_targets_ignore_index_and_positives(monkeypatch):
     case = Case("binary_cross_entropy", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid")
     x, y, _ = _inputs(case, (8, 6))
     for target, extra in [(y.bool(), {}), (torch.where(y[:, :1] > 0.5, -1, y.long()), {"ignore_index": -1}),
-                          (y, {"normalizer": "positives"}), (y, {"pos_weight": torch.linspace(0.5, 2, 6)})]:
+                          (y, {"normalizer": "positives"}),
+                          (y, {"pos_weight": torch.linspace(0.5, 2, 6, dtype=torch.float64, device=DEVICE)})]:
         expected = _run(case, x, target, None, "mean", "0", monkeypatch, **extra)
         actual = _run(case, x, target, None, "mean", "always", monkeypatch, **extra)
         for a, b in zip(actual, expected, strict=True):
@@ -166,12 +167,12 @@ def test_ghmc_histogram_matches_bincount(on_triton):
 
 
 def test_ghmc_module_with_momentum_keeps_the_same_running_counts(monkeypatch):
-    x = torch.randn(4, 50, 7, dtype=torch.float64)
-    y = (torch.rand(4, 50, 7) < 0.2).double()
+    x = torch.randn(4, 50, 7, dtype=torch.float64, device=DEVICE)
+    y = (torch.rand(4, 50, 7, device=DEVICE) < 0.2).double()
     results = []
     for mode in ("0", "always"):
         monkeypatch.setenv("FOCALKIT_TRITON", mode)
-        module = fk.GHMCLoss(bins=10, momentum=0.7).double()
+        module = fk.GHMCLoss(bins=10, momentum=0.7).double().to(DEVICE)
         with np.errstate(all="ignore"):
             values = [module(x[i], y[i]) for i in range(4)]
         results.append((torch.stack(values), module.running_counts.clone()))
@@ -223,8 +224,8 @@ def test_dispatch(monkeypatch):
 def test_softmax_options_the_kernel_does_not_take_fall_back(on_triton, monkeypatch):
     calls = []
     monkeypatch.setattr(triton_kernels, "softmax_loss", lambda *a, **k: calls.append(1))
-    x = torch.randn(4, 3, dtype=torch.float64)
-    t = torch.tensor([0, 1, 2, 1])
+    x = torch.randn(4, 3, dtype=torch.float64, device=DEVICE)
+    t = torch.tensor([0, 1, 2, 1], device=DEVICE)
     fk.cross_entropy(x, t, label_smoothing=0.1)
     fk.cross_entropy(x, torch.softmax(x, 1))
     assert calls == []
@@ -233,7 +234,8 @@ def test_softmax_options_the_kernel_does_not_take_fall_back(on_triton, monkeypat
 def test_core_test_files_pass_with_every_loss_on_triton():
     """The oracle, gradient, layout and module tests, unchanged, with every loss routed through the
     Triton kernels (those the kernels do not take fall back, as in use)."""
-    env = {**os.environ, "FOCALKIT_TRITON": "always"}
+    # CPU tensors on the interpreter, also on a CUDA machine
+    env = {**os.environ, "FOCALKIT_TRITON": "always", "TRITON_INTERPRET": "1", "FOCALKIT_TEST_DEVICE": "cpu"}
     files = ["tests/test_oracles.py", "tests/test_gradients.py", "tests/test_layouts.py", "tests/test_identities.py",
              "tests/test_modules.py", "tests/test_distributed.py"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files], cwd=ROOT,
