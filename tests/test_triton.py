@@ -261,3 +261,50 @@ def test_kernels_compile_for_a_cuda_gpu():
     for name, row in rows.items():
         if name.startswith("sigmoid") and "float64" not in name:
             assert row["ex2"] == (16 if " soft " in name else 8), name
+
+
+class _Broken:
+    """A kernel that cannot be built, as on a GPU this Triton does not serve."""
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            raise RuntimeError("no kernel image is available for execution on the device")
+
+        return launch
+
+
+@pytest.mark.parametrize("fails", ["forward", "backward"])
+def test_a_kernel_that_fails_to_build_falls_back_with_one_warning(fails, monkeypatch):
+    case = SIGMOID[1]
+    x, y, w = _inputs(case, (6, 5))
+    monkeypatch.setenv("FOCALKIT_TRITON", "0")
+    xe = x.clone().requires_grad_(True)
+    expected = case.function(xe, y, sample_weight=w, **case.options)
+    expected.backward()
+    monkeypatch.setenv("FOCALKIT_TRITON", "auto")
+    monkeypatch.setattr(triton_kernels, "_failure", None)
+    monkeypatch.setattr(triton_kernels, "wanted", lambda t: triton_kernels._failure is None)  # as on a GPU
+    real = triton_kernels._sigmoid_kernel
+    monkeypatch.setattr(triton_kernels, "_sigmoid_kernel",
+                        lambda cfg, mode, *a: _Broken() if (mode == "grad") == (fails == "backward") else real(
+                            cfg, mode, *a))
+    xr = x.clone().requires_grad_(True)
+
+    def loss_and_backward():
+        value = case.function(xr, y, sample_weight=w, **case.options)
+        value.backward()
+        return value
+
+    with pytest.warns(RuntimeWarning, match="a Triton kernel failed .*no kernel image.*chunked PyTorch kernels"):
+        loss = loss_and_backward()
+    torch.testing.assert_close(loss.detach(), expected.detach())
+    torch.testing.assert_close(xr.grad, xe.grad)
+    assert triton_kernels._failure is not None
+    assert not triton_kernels.wanted(x)  # given up for the process
+
+
+def test_a_failing_kernel_raises_with_always(on_triton, monkeypatch):
+    monkeypatch.setattr(triton_kernels, "_sigmoid_kernel", lambda *a: _Broken())
+    with pytest.raises(RuntimeError, match="no kernel image"):
+        fk.sigmoid_focal_loss(torch.randn(3, 2, dtype=torch.float64, device=DEVICE),
+                              torch.ones(3, 2, dtype=torch.float64, device=DEVICE))

@@ -23,6 +23,7 @@ What a slice becomes before the formula (ignored targets, smoothing, weights, GH
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,10 +239,12 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     dtype = cfg.dtype
     bins = cfg.bins
     with torch.no_grad():
+        counts = None
         if triton_kernels.wanted(x):  # the loss pass finds the bins again
-            counts, n_valid = triton_kernels.ghmc_counts(cfg, x, y, weight)
-            bin_index = None
-        else:
+            with contextlib.suppress(triton_kernels.TritonUnavailable):
+                counts, n_valid = triton_kernels.ghmc_counts(cfg, x, y, weight)
+                bin_index = None
+        if counts is None:
             counts, n_valid, bin_index = _ghmc_counts(cfg, x, y, weight)
         if sync is not None:
             counts, n_valid = sync(counts), sync(n_valid)
@@ -266,8 +269,9 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
     from . import triton_kernels
 
     if triton_kernels.wanted(x):
-        return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
-                                           normalizer=normalizer, out_dtype=out_dtype or x.dtype)
+        with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
+            return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
+                                               normalizer=normalizer, out_dtype=out_dtype or x.dtype)
     return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, bin_index, cfg, normalizer, out_dtype or x.dtype)
 
 
@@ -416,7 +420,8 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
     from . import triton_kernels
 
     if triton_kernels.wanted(x) and triton_kernels.softmax_supported(cfg, x.shape[1]):
-        return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,
-                                           class_weight=class_weight, normalizer=normalizer,
-                                           out_dtype=out_dtype or x.dtype)
+        with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
+            return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,
+                                               class_weight=class_weight, normalizer=normalizer,
+                                               out_dtype=out_dtype or x.dtype)
     return _SoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype or x.dtype)

@@ -14,6 +14,10 @@ Forward and backward are one pass each over the inputs:
 - backward reads them again and writes the gradient, already multiplied by the normaliser and the
   incoming gradient (read on the device: no host sync).
 
+If a kernel fails to build or launch (a GPU or driver this Triton cannot serve), one warning is
+given and the chunked kernels run from then on in the process; backward recovers through autograd
+of the formula. ``FOCALKIT_TRITON=always`` raises instead.
+
 GHM-C's histogram is a third kernel (bins by arithmetic, ``atomic_add`` of integer counts); its
 loss pass finds each element's bin again instead of storing it.
 
@@ -33,6 +37,7 @@ import hashlib
 import linecache
 import math
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -44,7 +49,8 @@ from .ops import TINY
 from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
 from .trace import Builder, TritonOps
 
-__all__ = ["MAX_CLASSES", "ghmc_counts", "kernel_source", "sigmoid_loss", "softmax_loss", "softmax_supported", "wanted"]
+__all__ = ["MAX_CLASSES", "TritonUnavailable", "ghmc_counts", "kernel_source", "sigmoid_loss", "softmax_loss",
+           "softmax_supported", "wanted"]
 
 MAX_CLASSES = 4096
 MAX_GRID_Y = 65535  # CUDA's limit on a grid's second dimension
@@ -70,11 +76,38 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def wanted(x: Tensor) -> bool:
-    """Whether ``x``'s loss runs on the Triton kernels (see the module's docstring for ``FOCALKIT_TRITON``)."""
+class TritonUnavailable(RuntimeError):
+    """A kernel failed to build or launch (``FOCALKIT_TRITON=auto``): the chunked kernels take over."""
+
+
+_failure: str | None = None  # why the kernels were given up in this process
+
+
+def _mode() -> str:
     mode = os.environ.get("FOCALKIT_TRITON", "auto").lower()
     if mode not in _MODES:
         raise ValueError(f"FOCALKIT_TRITON: expected one of {', '.join(_MODES)}; got {mode!r}")
+    return mode
+
+
+def _launch(kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
+    """Launch, and on a failure (a Triton or driver that cannot build this kernel on this GPU) give the
+    kernels up for the process with one warning, unless ``FOCALKIT_TRITON=always`` (then it raises)."""
+    global _failure
+    try:
+        kernel[grid](*args, **constexprs)
+    except Exception as exc:
+        if _mode() == "always":
+            raise
+        _failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        warnings.warn(f"focalkit: a Triton kernel failed ({_failure}); the chunked PyTorch kernels run instead "
+                      "from now on in this process (FOCALKIT_TRITON=0 skips Triton).", RuntimeWarning, stacklevel=2)
+        raise TritonUnavailable(_failure) from exc
+
+
+def wanted(x: Tensor) -> bool:
+    """Whether ``x``'s loss runs on the Triton kernels (see the module's docstring for ``FOCALKIT_TRITON``)."""
+    mode = _mode()
     if mode == "0" or torch.compiler.is_compiling():
         return False
     if mode == "always":
@@ -83,7 +116,7 @@ def wanted(x: Tensor) -> bool:
         if x.device.type == "cpu" and not _interpreting():
             raise RuntimeError("FOCALKIT_TRITON=always on CPU tensors needs TRITON_INTERPRET=1 (Triton's interpreter)")
         return True
-    return x.device.type == "cuda" and _triton_imports()
+    return x.device.type == "cuda" and _failure is None and _triton_imports()
 
 
 def softmax_supported(cfg: SoftmaxConfig, num_classes: int) -> bool:
@@ -185,10 +218,10 @@ class _Sigmoid:
                part: Tensor | None, block: int) -> None:
         grid = (max(1, -(-self.n // block)),)
         dummy = self.x
-        kernel[grid](self.x, self.y, dummy if self.w is None else self.w,
-                     self.pw if isinstance(self.pw, Tensor) else dummy, dummy if beta is None else beta,
-                     dummy if scale is None else scale, dummy if gout is None else gout, dummy if out is None else out,
-                     dummy if part is None else part, self.n, BLOCK=block)
+        _launch(kernel, grid, self.x, self.y, dummy if self.w is None else self.w,
+                self.pw if isinstance(self.pw, Tensor) else dummy, dummy if beta is None else beta,
+                dummy if scale is None else scale, dummy if gout is None else gout, dummy if out is None else out,
+                dummy if part is None else part, self.n, BLOCK=block)
 
 
 _SIGMOID_BLOCK = 1024
@@ -237,8 +270,14 @@ class _TritonSigmoidLoss(torch.autograd.Function):
         none = cfg.reduction == "none"
         kernel = _sigmoid_kernel(cfg, "grad", flat.w is not None, flat.pw, beta is not None, False, none)
         grad = torch.empty_like(flat.x)
-        gout = gout.reshape(-1).contiguous() if none else gout.reshape(())
-        flat.launch(kernel, beta, scale, gout, grad, None, _block(_SIGMOID_BLOCK))
+        try:
+            flat.launch(kernel, beta, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None,
+                        _block(_SIGMOID_BLOCK))
+        except TritonUnavailable:  # the same gradient through autograd of the formula
+            with torch.enable_grad():
+                xr = x.detach().requires_grad_(True)
+                value = sigmoid_reference(cfg, xr, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
+            (grad,) = torch.autograd.grad(value, xr, gout)
         return grad.view(ctx.shape), None, None, None, None, None, None, None
 
 
@@ -349,10 +388,10 @@ class _Softmax:
     def launch(self, kernel: Any, cf: Tensor | None, cw: Tensor | None, scale: Tensor | None, gout: Tensor | None,
                out: Tensor | None, part: Tensor | None) -> None:
         d = self.x
-        kernel[self.grid()](self.x, self.t, d if self.w is None else self.w, d if cf is None else cf,
-                            d if cw is None else cw, d if scale is None else scale, d if gout is None else gout,
-                            d if out is None else out, d if part is None else part, self.positions, self.c, self.s,
-                            BLOCK_P=self.block_p, BLOCK_C=self.block_c)
+        _launch(kernel, self.grid(), self.x, self.t, d if self.w is None else self.w, d if cf is None else cf,
+                d if cw is None else cw, d if scale is None else scale, d if gout is None else gout,
+                d if out is None else out, d if part is None else part, self.positions, self.c, self.s,
+                BLOCK_P=self.block_p, BLOCK_C=self.block_c)
 
 
 def _contig(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -397,8 +436,14 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         none = cfg.reduction == "none"
         kernel = _softmax_kernel(cfg, "grad", flat.w is not None, cf is not None, cw is not None, none, flat.layout)
         grad = torch.empty_like(flat.x)
-        gout = gout.reshape(-1).contiguous() if none else gout.reshape(())
-        flat.launch(kernel, cf, cw, scale, gout, grad, None)
+        try:
+            flat.launch(kernel, cf, cw, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None)
+        except TritonUnavailable:  # the same gradient through autograd of the formula
+            with torch.enable_grad():
+                xr = x.detach().requires_grad_(True)
+                value = softmax_reference(cfg, xr, t, weight, class_factor, class_weight, ctx.normalizer,
+                                          ctx.out_dtype)
+            (grad,) = torch.autograd.grad(value, xr, gout)
         return grad, None, None, None, None, None, None, None
 
 
