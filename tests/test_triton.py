@@ -142,6 +142,27 @@ def test_triton_handles_bool_targets_ignore_index_and_positives(monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize(("shape", "w_shape", "pw_shape", "merged"), [
+    ((12, 5), (12, 1), (5,), (12, 5)),
+    ((2, 3, 4, 5), (2, 1, 4, 5), (3, 1, 1), (2, 3, 20)),
+    ((2, 3, 4, 5), (1, 3, 1, 1), None, (2, 3, 20)),
+], ids=str)
+def test_broadcast_weights_are_read_through_strides(shape, w_shape, pw_shape, merged, monkeypatch):
+    """A per-sample or per-class weight is not copied to the input's size on the Triton path."""
+    case = Case("binary_cross_entropy", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid")
+    x, y, _ = _inputs(case, shape)
+    w = torch.rand(w_shape, dtype=torch.float64, device=DEVICE)
+    extra = {} if pw_shape is None else {"pos_weight": torch.rand(pw_shape, dtype=torch.float64, device=DEVICE) + 0.5}
+    flat = triton_kernels._Sigmoid(x, y, w, extra.get("pos_weight"))
+    assert flat.w.numel() == w.numel()
+    assert tuple(flat.w_args[: len(merged)]) == merged
+    for reduction in ("mean", "none"):
+        expected = _run(case, x, y, w, reduction, "0", monkeypatch, **extra)
+        actual = _run(case, x, y, w, reduction, "always", monkeypatch, **extra)
+        for a, b in zip(actual, expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_classes_last_and_empty_inputs(on_triton):
     x = torch.randn(3, 11, 9, dtype=torch.float64, device=DEVICE, requires_grad=True)
     t = torch.randint(0, 9, (3, 11), device=DEVICE)
@@ -257,7 +278,7 @@ def test_kernels_compile_for_a_cuda_gpu():
     rows = {row["kernel"]: row for row in map(json.loads, done.stdout.splitlines())}
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed
-    assert len(rows) == 28
+    assert len(rows) == 29
     for name, row in rows.items():
         if name.startswith("sigmoid") and "float64" not in name:
             assert row["ex2"] == (16 if " soft " in name else 8), name

@@ -16,16 +16,17 @@ import sys
 # must not load Triton outside the interpreter the other tests use
 
 
-def _sigmoid(cfg, mode: str, has_w: bool) -> tuple[object, dict, dict]:
+def _sigmoid(cfg, mode: str, has_w: bool, pattern: tuple[bool, ...] | None = None) -> tuple[object, dict, dict]:
     import torch
 
     from focalkit.kernels import triton_kernels
 
     kernel = triton_kernels._sigmoid_kernel(cfg, mode, has_w, None, cfg.family == "ghmc" and mode != "hist",
-                                            mode == "sum", False)
+                                            mode == "sum", False, (pattern, None))
     f = "*fp64" if cfg.dtype == torch.float64 else "*fp32"
     sig = {"x_ptr": f, "y_ptr": f, "w_ptr": f, "pw_ptr": f, "beta_ptr": f, "scale_ptr": f, "gout_ptr": f,
-           "out_ptr": f, "part_ptr": "*i32" if mode == "hist" else f, "n": "i64", "BLOCK": "constexpr"}
+           "out_ptr": f, "part_ptr": "*i32" if mode == "hist" else f, "n": "i64",
+           **{f"{v}_{k}{i}": "i64" for v in ("w", "pw") for k in "st" for i in range(4)}, "BLOCK": "constexpr"}
     return kernel, sig, {"BLOCK": 1024}
 
 
@@ -59,6 +60,8 @@ def main(arch: int) -> None:
             jobs.append((f"sigmoid {family} {mode}", _sigmoid(cfg, mode, False)))
     jobs.append(("sigmoid ghmc hist", _sigmoid(fused.SigmoidConfig("ghmc", "mean", torch.float32, bins=30), "hist",
                                                True)))
+    jobs.append(("sigmoid focal grad, a [B, 1, H, W] weight over [B, C, H, W]",
+                 _sigmoid(fused.SigmoidConfig("focal", "mean", torch.float32), "grad", True, (True, False, True))))
     jobs.append(("sigmoid focal grad float64 weighted",
                  _sigmoid(fused.SigmoidConfig("focal", "mean", torch.float64, gamma=1.5, ignore_index=-1), "grad",
                           True)))

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from .._formulas import ghmc_bin_index
-from .fused import SigmoidConfig, SoftmaxConfig, _flat, _reduce_scale, sigmoid_reference, softmax_reference
+from .fused import SigmoidConfig, SoftmaxConfig, _reduce_scale, sigmoid_reference, softmax_reference
 from .ops import TINY
 from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
 from .trace import Builder, TritonOps
@@ -149,12 +149,29 @@ def _block(default: int) -> int:
 # ---------------------------------------------------------------------------------------------- sigmoid
 
 
+def _broadcast_load(name: str, pattern: tuple[bool, ...] | None) -> list[str]:
+    """Lines loading ``name`` for each element: flat, or through the sizes ``{name}_s{i}`` and strides
+    ``{name}_t{i}`` of a broadcast weight (``pattern``: whether each merged dimension has a stride)."""
+    if pattern is None:
+        return [f"{name} = tl.load({name}_ptr + offs, mask=m, other=0.0)"]
+    lines = ["r = offs", f"{name}_i = tl.zeros_like(offs)"]
+    for i in reversed(range(len(pattern))):
+        if i:
+            lines += [f"c = r % {name}_s{i}", f"r = r // {name}_s{i}"]
+        else:
+            lines.append("c = r")
+        if pattern[i]:
+            lines.append(f"{name}_i += c * {name}_t{i}")
+    return [*lines, f"{name} = tl.load({name}_ptr + {name}_i, mask=m, other=0.0)"]
+
+
 def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_beta: bool, positives: bool,
-                    none_gout: bool) -> Any:
-    """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``."""
+                    none_gout: bool, patterns: tuple[Any, Any] = (None, None)) -> Any:
+    """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``;
+    ``patterns``: how the weight and ``pos_weight`` are broadcast (see :func:`_broadcast_plan`)."""
     pw_key = "tensor" if isinstance(pw, Tensor) else pw
     key = ("sigmoid", mode, cfg.family, cfg.dtype, cfg.alpha, cfg.gamma, cfg.threshold, cfg.k, cfg.label_smoothing,
-           cfg.ignore_index, cfg.bins, has_w, pw_key, has_beta, positives, none_gout)
+           cfg.ignore_index, cfg.bins, has_w, pw_key, has_beta, positives, none_gout, patterns)
     if key in _cache:
         return _cache[key]
     b = Builder(_dtype_name(cfg.dtype))
@@ -169,9 +186,9 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
             "x = tl.load(x_ptr + offs, mask=m, other=0.0)",
             "y = tl.load(y_ptr + offs, mask=m, other=0)"]
     if has_w:
-        head.append("w = tl.load(w_ptr + offs, mask=m, other=0.0)")
+        head += _broadcast_load("w", patterns[0])
     if pw_key == "tensor":
-        head.append("pw = tl.load(pw_ptr + offs, mask=m, other=1.0)")
+        head += _broadcast_load("pw", patterns[1])
     if mode == "hist":
         xc, yc, wc = sigmoid_prepare(ops, cfg, x, y, w)
         index = ghmc_bin_index(ops, xc, yc, cfg.bins)
@@ -196,22 +213,53 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
             if pos is not None:
                 tail.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where(m, {pos.name}, 0.0), axis=0))")
     params = ["x_ptr", "y_ptr", "w_ptr", "pw_ptr", "beta_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "n",
-              "BLOCK: tl.constexpr"]
+              *[f"{v}_{k}{i}" for v in ("w", "pw") for k in "st" for i in range(_MAX_DIMS)], "BLOCK: tl.constexpr"]
     kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.body(tail) + tail)
     _cache[key] = kernel
     return kernel
 
 
+_MAX_DIMS = 4
+
+
+def _broadcast_plan(t: Tensor, shape: torch.Size) -> tuple[Tensor, tuple[bool, ...] | None, list[int]]:
+    """A weight broadcast to ``shape`` without being materialised: its own elements (flat) and, when it is
+    really broadcast, the sizes and strides of the expanded view with neighbouring dimensions merged
+    (``[N, 1]`` over ``[N, C]``: sizes (N, C), strides (1, 0)). More than four merged dimensions, or
+    none broadcast: the elements at the input's size, read flat."""
+    t = t.view(torch.uint8) if t.dtype == torch.bool else t
+    base = t.contiguous()
+    e = base.expand(shape)
+    sizes: list[int] = []
+    strides: list[int] = []
+    for size, stride in zip(e.shape, e.stride(), strict=True):
+        if size == 1:
+            continue
+        if sizes and strides[-1] == stride * size:
+            sizes[-1] *= size
+            strides[-1] = stride
+        else:
+            sizes.append(size)
+            strides.append(stride)
+    if e.is_contiguous() or len(sizes) > _MAX_DIMS or not sizes:
+        return e.reshape(-1).contiguous(), None, [1] * _MAX_DIMS + [0] * _MAX_DIMS
+    pad = _MAX_DIMS - len(sizes)
+    return (base.reshape(-1), tuple(st != 0 for st in strides), [*sizes, *[1] * pad, *strides, *[0] * pad])
+
+
 class _Sigmoid:
-    """Flat, contiguous views of one call's tensors (a bool target read as bytes)."""
+    """Flat, contiguous views of one call's tensors (a bool target read as bytes); weights that are
+    broadcast are read through their strides, not copied to the input's size."""
 
     def __init__(self, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any):
         self.x = x.reshape(-1).contiguous()
         y = y.reshape(-1).contiguous()
         self.y = y.view(torch.uint8) if y.dtype == torch.bool else y
-        w = _flat(weight, x.shape)
-        self.w = None if w is None else (w.view(torch.uint8) if w.dtype == torch.bool else w).contiguous()
-        self.pw = _flat(pos_weight, x.shape).contiguous() if isinstance(pos_weight, Tensor) else pos_weight
+        none = [1] * _MAX_DIMS + [0] * _MAX_DIMS
+        self.w, w_pattern, self.w_args = (None, None, none) if weight is None else _broadcast_plan(weight, x.shape)
+        self.pw, pw_pattern, self.pw_args = ((pos_weight, None, none) if not isinstance(pos_weight, Tensor)
+                                             else _broadcast_plan(pos_weight, x.shape))
+        self.patterns = (w_pattern, pw_pattern)
         self.n = self.x.numel()
 
     def launch(self, kernel: Any, beta: Tensor | None, scale: Tensor | None, gout: Tensor | None, out: Tensor | None,
@@ -221,7 +269,7 @@ class _Sigmoid:
         _launch(kernel, grid, self.x, self.y, dummy if self.w is None else self.w,
                 self.pw if isinstance(self.pw, Tensor) else dummy, dummy if beta is None else beta,
                 dummy if scale is None else scale, dummy if gout is None else gout, dummy if out is None else out,
-                dummy if part is None else part, self.n, BLOCK=block)
+                dummy if part is None else part, self.n, *self.w_args, *self.pw_args, BLOCK=block)
 
 
 _SIGMOID_BLOCK = 1024
@@ -238,14 +286,16 @@ class _TritonSigmoidLoss(torch.autograd.Function):
         has = (flat.w is not None, flat.pw, beta is not None)
         if cfg.reduction == "none":
             out = torch.empty(flat.n, dtype=out_dtype, device=x.device)
-            flat.launch(_sigmoid_kernel(cfg, "none", *has, False, False), beta, None, None, out, None, block)
+            flat.launch(_sigmoid_kernel(cfg, "none", *has, False, False, flat.patterns), beta, None, None, out, None,
+                        block)
             scale = torch.ones((), dtype=cfg.dtype, device=x.device)
             result = out.view(x.shape)
         else:
             positives = normalizer == "positives"
             grid = max(1, -(-flat.n // block))
             part = torch.zeros((grid, 3), dtype=cfg.dtype, device=x.device)
-            flat.launch(_sigmoid_kernel(cfg, "sum", *has, positives, False), beta, None, None, None, part, block)
+            flat.launch(_sigmoid_kernel(cfg, "sum", *has, positives, False, flat.patterns), beta, None, None, None,
+                        part, block)
             total, count, pos = part.sum(0, dtype=torch.float64).unbind()
             scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, pos if positives else None)
             result = (total * scale).to(out_dtype)
@@ -268,7 +318,8 @@ class _TritonSigmoidLoss(torch.autograd.Function):
         flat = _Sigmoid(x, y, weight, pw)
         beta = None if beta_bins is None else beta_bins.to(cfg.dtype).contiguous()
         none = cfg.reduction == "none"
-        kernel = _sigmoid_kernel(cfg, "grad", flat.w is not None, flat.pw, beta is not None, False, none)
+        kernel = _sigmoid_kernel(cfg, "grad", flat.w is not None, flat.pw, beta is not None, False, none,
+                                 flat.patterns)
         grad = torch.empty_like(flat.x)
         try:
             flat.launch(kernel, beta, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None,
@@ -290,7 +341,7 @@ def ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None)
     """GHM-C's counts per bin and the number of counted elements, in one pass (integer atomics)."""
     flat = _Sigmoid(x, y, weight, None)
     slots = torch.zeros(cfg.bins + 1, dtype=torch.int32, device=x.device)
-    kernel = _sigmoid_kernel(cfg, "hist", flat.w is not None, None, False, False, False)
+    kernel = _sigmoid_kernel(cfg, "hist", flat.w is not None, None, False, False, False, flat.patterns)
     flat.launch(kernel, None, None, None, None, slots, _block(_SIGMOID_BLOCK))
     slots = slots.to(cfg.dtype)
     return slots[: cfg.bins], slots[cfg.bins]
