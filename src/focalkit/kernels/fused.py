@@ -40,10 +40,17 @@ __all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights
 CHUNK_ELEMENTS = 1 << 17
 
 
-def _chunk(scale: int = 1) -> int | None:
+DEVICE_CHUNK_FACTOR = 32  # on a GPU a slice (4M elements) bounds the temporaries (16 MiB each), not the cache
+
+
+def _chunk(device: torch.device, scale: int = 1) -> int | None:
     """Elements per slice (``None``: the whole tensor, under ``torch.compile``). The softmax kernels take
-    slices twice as large: their per-position work is a ``C``-th of a slice, so overhead weighs more."""
-    return None if torch.compiler.is_compiling() else CHUNK_ELEMENTS * scale
+    slices twice as large: their per-position work is a ``C``-th of a slice, so overhead weighs more.
+    Off the CPU (the path CUDA takes where the Triton kernels do not) slices are larger: every op of a
+    slice is a kernel launch there."""
+    if torch.compiler.is_compiling():
+        return None
+    return CHUNK_ELEMENTS * scale * (1 if device.type == "cpu" else DEVICE_CHUNK_FACTOR)
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,7 @@ class _SigmoidLoss(torch.autograd.Function):
         wf = _flat(weight, shape)
         pwf = _flat(pos_weight, shape) if isinstance(pos_weight, Tensor) else pos_weight
         n = xf.numel()
-        chunk = _chunk() or max(n, 1)
+        chunk = _chunk(x.device) or max(n, 1)
         grad_buf = torch.empty(n, dtype=x.dtype, device=x.device)
         none = cfg.reduction == "none"
         out = torch.empty(n, dtype=out_dtype, device=x.device) if none else None
@@ -208,7 +215,7 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
     n_valid = torch.zeros((), dtype=dtype, device=x.device)
     xf, yf = x.reshape(-1), y.reshape(-1)
     wf = _flat(weight, x.shape)
-    chunk = _chunk() or max(xf.numel(), 1)
+    chunk = _chunk(x.device) or max(xf.numel(), 1)
     for start in range(0, xf.numel(), chunk):
         sl = slice(start, start + chunk)
         xc, yc, w = sigmoid_prepare(TorchOps, cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
@@ -350,7 +357,7 @@ class _SoftmaxLoss(torch.autograd.Function):
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
         total = torch.zeros((), dtype=acc_dtype, device=x.device)
         count = torch.zeros((), dtype=acc_dtype, device=x.device)
-        chunk = _chunk(2)
+        chunk = _chunk(x.device, 2)
         per = max(1, (chunk or x.numel() or 1) // max(c, 1))  # positions per slice
         for r0, r1, s0, s1 in _slices(n, s, per):
             loss, grad, den = _softmax_chunk(cfg, x3[r0:r1, :, s0:s1],
