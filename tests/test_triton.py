@@ -63,11 +63,11 @@ def _inputs(case: Case, shape, dtype=torch.float64, ignore: bool = True):
     return x.to(DEVICE), y.to(DEVICE), w.to(DEVICE)
 
 
-# softmax cases without label smoothing: those run on the Triton kernel (smoothing falls back)
+# every case, and cross-entropy without label smoothing too (the class-id kernel; smoothing takes the dense one)
 TRITON_CASES = [
     *SIGMOID,
     Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax"),
-    *SOFTMAX[1:],
+    *SOFTMAX,
     Case("sigmoid_focal_loss[γ=1.5]", fk.sigmoid_focal_loss, fk.SigmoidFocalLoss, "sigmoid", {"gamma": 1.5}),
     Case("binary_cross_entropy[pos_weight]", fk.binary_cross_entropy, fk.BinaryCrossEntropyLoss, "sigmoid",
          {"pos_weight": 3.0}),
@@ -242,13 +242,26 @@ def test_dispatch(monkeypatch):
         triton_kernels.wanted(x)
 
 
-def test_softmax_options_the_kernel_does_not_take_fall_back(on_triton, monkeypatch):
+def test_label_smoothing_and_probability_targets_run_on_triton(monkeypatch):
+    x, t, w = _inputs(SOFTMAX[1], (3, 7, 6, 5))
+    prob = torch.softmax(torch.randn(3, 7, 6, 5, dtype=torch.float64, device=DEVICE), 1)
+    cw = torch.linspace(0.5, 2.0, 7, dtype=torch.float64, device=DEVICE)
+    for case in SOFTMAX:
+        for target, extra in [(t, {"label_smoothing": 0.2, "class_weight": cw}), (prob, {}),
+                              (prob, {"label_smoothing": 0.1})]:
+            for reduction in ("mean", "none"):
+                expected = _run(case, x, target, w, reduction, "0", monkeypatch, **extra)
+                actual = _run(case, x, target, w, reduction, "always", monkeypatch, **extra)
+                for a, b in zip(actual, expected, strict=True):
+                    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_more_classes_than_the_kernel_takes_fall_back(on_triton, monkeypatch):
     calls = []
     monkeypatch.setattr(triton_kernels, "softmax_loss", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(triton_kernels, "MAX_CLASSES", 2)
     x = torch.randn(4, 3, dtype=torch.float64, device=DEVICE)
-    t = torch.tensor([0, 1, 2, 1], device=DEVICE)
-    fk.cross_entropy(x, t, label_smoothing=0.1)
-    fk.cross_entropy(x, torch.softmax(x, 1))
+    fk.cross_entropy(x, torch.tensor([0, 1, 2, 1], device=DEVICE))
     assert calls == []
 
 
@@ -278,7 +291,7 @@ def test_kernels_compile_for_a_cuda_gpu():
     rows = {row["kernel"]: row for row in map(json.loads, done.stdout.splitlines())}
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed
-    assert len(rows) == 29
+    assert len(rows) == 31
     for name, row in rows.items():
         if name.startswith("sigmoid") and "float64" not in name:
             assert row["ex2"] == (16 if " soft " in name else 8), name

@@ -35,8 +35,8 @@ def _softmax(cfg, mode: str, has_w: bool, layout: str) -> tuple[object, dict, di
 
     kernel = triton_kernels._softmax_kernel(cfg, mode, has_w, True, True, False, layout)
     f = "*fp32"
-    sig = {"x_ptr": f, "t_ptr": "*i64", "w_ptr": f, "cf_ptr": f, "cw_ptr": f, "scale_ptr": f, "gout_ptr": f,
-           "out_ptr": f, "part_ptr": f, "P": "i64", "C": "i64", "S": "i64", "BLOCK_P": "constexpr",
+    sig = {"x_ptr": f, "t_ptr": "*i64" if cfg.sparse else f, "w_ptr": f, "cf_ptr": f, "cw_ptr": f, "scale_ptr": f,
+           "gout_ptr": f, "out_ptr": f, "part_ptr": f, "P": "i64", "C": "i64", "S": "i64", "BLOCK_P": "constexpr",
            "BLOCK_C": "constexpr"}
     return kernel, sig, {"BLOCK_P": 128, "BLOCK_C": 32}
 
@@ -70,6 +70,11 @@ def main(arch: int) -> None:
             cfg = fused.SoftmaxConfig(family, "mean", torch.float32)
             layout = "rows" if mode == "sum" else "planes"
             jobs.append((f"softmax {family} {mode} {layout}", _softmax(cfg, mode, True, layout)))
+    jobs.append(("softmax ce grad, label smoothing", _softmax(fused.SoftmaxConfig("ce", "mean", torch.float32,
+                                                                                  label_smoothing=0.1), "grad", True,
+                                                               "planes")))
+    jobs.append(("softmax focal sum, probability targets",
+                 _softmax(fused.SoftmaxConfig("focal", "mean", torch.float32, sparse=False), "sum", False, "rows")))
     jobs.append(("softmax focal grad flat", _softmax(fused.SoftmaxConfig("focal", "mean", torch.float32), "grad",
                                                      False, "flat")))
     for name, (kernel, sig, constexprs) in jobs:

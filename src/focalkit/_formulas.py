@@ -182,8 +182,9 @@ def log_one_minus_softmax(ops: Any, x: Any, log_p: Any, axis: int) -> Any:
 
 
 def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order: int = 1, gamma: float = 2.0,
-                  threshold: float = 0.5, k: float = 1.0) -> tuple[Any, Any]:
-    """Per-sample loss ``ℓ = −Σ_c a_c L_c`` (summed over ``axis``) and its gradient in ``x``.
+                  threshold: float = 0.5, k: float = 1.0, keepdims: bool = False) -> tuple[Any, Any]:
+    """Per-sample loss ``ℓ = −Σ_c a_c L_c`` (summed over ``axis``, kept at size 1 with ``keepdims``) and
+    its gradient in ``x``.
 
     ``q`` holds the per-class target weights (one-hot or probabilities, times α and class weights).
     """
@@ -214,7 +215,7 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
     else:
         raise ValueError(f"softmax_terms: unknown family {family!r}")
     a = q if w is None else q * w
-    loss = -ops.sum(a * log_p, axis)
+    loss = -ops.sum(a * log_p, axis, keepdims=keepdims)
     if order == 0:
         return loss, None
     grad = p * ops.sum(a, axis, keepdims=True) - a

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._formulas import ghmc_beta, ghmc_bin_index, softmax_terms
+from .._formulas import ghmc_beta, ghmc_bin_index
 from .ops import TINY, TorchOps
 from .slices import counted as counted_elements
-from .slices import sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
+from .slices import sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 
 __all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss"]
 
@@ -299,45 +299,20 @@ class SoftmaxConfig:
     sync: Any = None
 
 
-def _dense(cfg: SoftmaxConfig, x: Tensor, q: Tensor, class_factor: Tensor | None,
-           order: int) -> tuple[Tensor, Tensor | None]:
-    if class_factor is not None:
-        q = q * class_factor.view(1, -1, 1)
-    return softmax_terms(TorchOps, cfg.family, x, q, axis=1, order=order, gamma=cfg.gamma, threshold=cfg.threshold,
-                         k=cfg.k)
-
-
 def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, class_factor: Tensor | None,
                    class_weight: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor]:
     """One slice ``x`` ``(n, C, s)``: weighted loss ``(n, s)``, weighted gradient, and the mean's weight."""
-    dtype = cfg.dtype
-    xc = x.to(dtype)
-    num_classes = xc.shape[1]
-    if cfg.sparse:
-        if not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight too
-            loss, grad, den = softmax_sparse_slice_terms(TorchOps, cfg, xc, t.unsqueeze(1),
-                                                         None if w is None else w.unsqueeze(1), class_factor,
-                                                         class_weight, order=order)
-            return loss.squeeze(1), grad, den.squeeze(1)
-        valid = t != cfg.ignore_index
-        idx = torch.where(valid, t, 0).unsqueeze(1)
-        w = valid.to(dtype) if w is None else torch.where(valid, w.to(dtype), 0.0)
-        den = w if class_weight is None else w * class_weight[idx.squeeze(1)]
-        eps = cfg.label_smoothing
-        q = torch.full_like(xc, eps / num_classes).scatter_add_(
-            1, idx, torch.full(idx.shape, 1.0 - eps, dtype=dtype, device=xc.device))
-        loss, grad = _dense(cfg, xc, q, class_factor, order)
+    xc = x.to(cfg.dtype)
+    t = t.unsqueeze(1) if cfg.sparse else t
+    w = None if w is None else w.unsqueeze(1)
+    if cfg.sparse and not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight
+        loss, grad, den = softmax_sparse_slice_terms(TorchOps, cfg, xc, t, w, class_factor, class_weight, order=order)
     else:
-        q = t.to(dtype)
-        if cfg.label_smoothing:
-            q = q * (1.0 - cfg.label_smoothing) + cfg.label_smoothing / num_classes
-        w = None if w is None else w.to(dtype)
-        den = torch.ones(xc.shape[0], xc.shape[2], dtype=dtype, device=xc.device) if w is None else w
-        loss, grad = _dense(cfg, xc, q, class_factor, order)
-    if w is not None:
-        loss = loss * w
-        grad = grad * w.unsqueeze(1) if grad is not None else None
-    return loss, grad, den
+        loss, grad, den = softmax_dense_slice_terms(TorchOps, cfg, xc, t, w, class_factor, class_weight, order=order,
+                                                    num_classes=xc.shape[1])
+        if den is None:
+            den = torch.ones_like(loss)
+    return loss.squeeze(1), grad, den.squeeze(1)
 
 
 class _SoftmaxLoss(torch.autograd.Function):

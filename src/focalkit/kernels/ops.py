@@ -39,6 +39,10 @@ class TorchOps:
         if index.dtype not in (torch.int32, torch.int64):
             index = index.int()
         return table.index_select(0, index.reshape(-1)).view(index.shape)
+    @staticmethod
+    def per_class(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A vector of one value per class, shaped to broadcast along axis 1 of ``x``."""
+        return table.view(1, -1, *([1] * (x.dim() - 2)))
     ones_like = staticmethod(torch.ones_like)
     log_softmax = staticmethod(torch.log_softmax)
     softmax = staticmethod(torch.softmax)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._formulas import ghmc_bin_index, sigmoid_terms, softmax_terms_sparse
+from .._formulas import ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
 
-__all__ = ["counted", "sigmoid_prepare", "sigmoid_slice_terms", "softmax_sparse_slice_terms"]
+__all__ = ["counted", "sigmoid_prepare", "sigmoid_slice_terms", "softmax_dense_slice_terms",
+           "softmax_sparse_slice_terms"]
 
 
 def _is_number(v: Any) -> bool:
@@ -75,4 +76,33 @@ def softmax_sparse_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class
     qt = w if class_factor is None else w * ops.gather(class_factor, idx)  # carries the element weight too
     loss, grad = softmax_terms_sparse(ops, cfg.family, xc, idx, qt, axis=1, order=order, gamma=cfg.gamma,
                                       threshold=cfg.threshold, k=cfg.k)
+    return loss, grad, den
+
+
+def softmax_dense_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class_factor: Any, class_weight: Any, *,
+                              order: int, num_classes: int) -> tuple[Any, Any, Any]:
+    """A slice with a target weight for every class: class ids with label smoothing (``t`` with axis 1 kept
+    at size 1) or probabilities (``t`` shaped like ``x``). Returns the weighted loss and gradient and the
+    mean's weight (``None``: every position weighs 1), with axis 1 kept."""
+    xc = ops.cast(x, cfg.dtype)
+    eps = cfg.label_smoothing
+    if cfg.sparse:
+        valid = t != cfg.ignore_index
+        idx = ops.where(valid, t, 0)
+        w = ops.cast(valid, cfg.dtype) if w is None else ops.where(valid, ops.cast(w, cfg.dtype), 0.0)
+        den = w if class_weight is None else w * ops.gather(class_weight, idx)
+        q = ops.cast(ops.index_mask(xc, idx, 1), cfg.dtype) * (1.0 - eps) + eps / num_classes
+    else:
+        q = ops.cast(t, cfg.dtype)
+        if eps:
+            q = q * (1.0 - eps) + eps / num_classes
+        w = None if w is None else ops.cast(w, cfg.dtype)
+        den = w
+    if class_factor is not None:
+        q = q * ops.per_class(class_factor, xc)
+    loss, grad = softmax_terms(ops, cfg.family, xc, q, axis=1, order=order, gamma=cfg.gamma, threshold=cfg.threshold,
+                               k=cfg.k, keepdims=True)
+    if w is not None:
+        loss = loss * w
+        grad = grad * w if grad is not None else None
     return loss, grad, den

@@ -71,8 +71,10 @@ class Builder:
         if isinstance(value, int):
             return repr(value)
         if isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValueError(f"Builder: the kernels take finite constants only; got {value}")
+            if math.isnan(value):
+                raise ValueError("Builder: the kernels take no NaN constant")
+            if math.isinf(value):  # the largest finite value stands in (exp of it less the max is 0 all the same)
+                return ("-" if value < 0 else "") + ("3.0e38" if self.dtype == "float32" else "1.0e308")
             if self.dtype == "float64":
                 return f"tl.full([], {value!r}, tl.float64)"
             return repr(value)
@@ -200,6 +202,27 @@ class TritonOps:
     def sum(self, x: Sym, axis: int, keepdims: bool = False) -> Sym:
         self._axis(axis)
         return self._f(f"tl.sum(tl.where({self.cmask.name}, {x.name}, 0.0), axis=1, keep_dims={keepdims})")
+
+    def log_softmax(self, x: Sym, axis: int) -> Sym:
+        z = x - self.max(x, axis)
+        return z - self.log(self.sum(self.exp(z), axis, keepdims=True))
+
+    def softmax(self, x: Sym, axis: int) -> Sym:
+        return self.exp(self.log_softmax(x, axis))
+
+    def logsumexp(self, x: Sym, axis: int) -> Sym:
+        m = self.max(x, axis)
+        return m + self.log(self.sum(self.exp(x - m), axis, keepdims=True))
+
+    def one_hot_argmax(self, x: Sym, axis: int) -> Sym:
+        """The first largest class (as ``argmax``), among the real ones."""
+        self._axis(axis)
+        top = self.b.emit(f"tl.argmax(tl.where({self.cmask.name}, {x.name}, {self.tiny_neg}), axis=1, keep_dims=True)",
+                          "i")
+        return self.b.emit(f"({self.cls.name} == {top.name})", "b")
+
+    def per_class(self, table: str, x: Sym) -> Sym:
+        return self._f(f"tl.load({table} + {self.cls.name}, mask={self.cmask.name}, other=0.0).to({self.b.tl_dtype})")
 
     def index_mask(self, x: Sym, index: Sym, axis: int) -> Sym:
         self._axis(axis)

@@ -21,10 +21,11 @@ of the formula. ``FOCALKIT_TRITON=always`` raises instead.
 GHM-C's histogram is a third kernel (bins by arithmetic, ``atomic_add`` of integer counts); its
 loss pass finds each element's bin again instead of storing it.
 
-What runs here: the sigmoid family (every loss, every option) and the class-id softmax losses
-without label smoothing, up to 4096 classes. Other softmax inputs (probability targets, label
-smoothing, more classes), ``torch.compile`` (Inductor writes its own Triton from the core) and
-second derivatives take the chunked path of :mod:`.fused`.
+What runs here: every loss with every option, softmax up to 4096 classes (class ids without label
+smoothing use the kernel that forms only the target's weight; smoothing and probability targets the
+dense one). More classes, ``torch.compile`` (Inductor writes its own Triton from the core) and
+second derivatives take the chunked path of :mod:`.fused`. A weight broadcast over the logits
+(per sample, per class) is read through its strides, not copied to the logits' size.
 
 ``FOCALKIT_TRITON``: ``auto`` (default: CUDA tensors, when Triton imports), ``0`` (never), or
 ``always`` (any device: CPU tensors need ``TRITON_INTERPRET=1``, Triton's interpreter; the tests
@@ -46,7 +47,7 @@ from torch import Tensor
 from .._formulas import ghmc_bin_index
 from .fused import SigmoidConfig, SoftmaxConfig, _reduce_scale, sigmoid_reference, softmax_reference
 from .ops import TINY
-from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_sparse_slice_terms
+from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 from .trace import Builder, TritonOps
 
 __all__ = ["MAX_CLASSES", "TritonUnavailable", "ghmc_counts", "kernel_source", "sigmoid_loss", "softmax_loss",
@@ -120,7 +121,7 @@ def wanted(x: Tensor) -> bool:
 
 
 def softmax_supported(cfg: SoftmaxConfig, num_classes: int) -> bool:
-    return cfg.sparse and not cfg.label_smoothing and 1 <= num_classes <= MAX_CLASSES
+    return 1 <= num_classes <= MAX_CLASSES
 
 
 def _compile(name: str, params: list[str], body: list[str]) -> Any:
@@ -373,8 +374,8 @@ _LAYOUTS = {
 
 def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool,
                     layout: str = "rows") -> Any:
-    key = ("softmax", mode, cfg.family, cfg.dtype, cfg.gamma, cfg.threshold, cfg.k, cfg.ignore_index, has_w, has_cf,
-           has_cw, none_gout, layout)
+    key = ("softmax", mode, cfg.family, cfg.dtype, cfg.gamma, cfg.threshold, cfg.k, cfg.ignore_index,
+           cfg.sparse, cfg.label_smoothing, has_w, has_cf, has_cw, none_gout, layout)
     if key in _cache:
         return _cache[key]
     b = Builder(_dtype_name(cfg.dtype))
@@ -383,16 +384,24 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
     head = ["cls = tl.arange(0, BLOCK_C)[None, :]",
             "cmask = cls < C",
             *_LAYOUTS[layout],
-            "x = tl.load(x_ptr + xoff, mask=pm & cmask, other=0.0)",
-            f"t = tl.load(t_ptr + p, mask=pm, other={cfg.ignore_index})",
-            # an id outside [0, C) (value checks off) reads as ignored instead of reading out of bounds
-            f"t = tl.where((t >= 0) & (t < C), t, {cfg.ignore_index})"]
+            "x = tl.load(x_ptr + xoff, mask=pm & cmask, other=0.0)"]
+    if cfg.sparse:
+        head += [f"t = tl.load(t_ptr + p, mask=pm, other={cfg.ignore_index})",
+                 # an id outside [0, C) (value checks off) reads as ignored instead of reading out of bounds
+                 f"t = tl.where((t >= 0) & (t < C), t, {cfg.ignore_index})"]
+    else:  # probabilities, laid out as the logits
+        head.append("t = tl.load(t_ptr + xoff, mask=pm & cmask, other=0.0)")
     if has_w:
         head.append("w = tl.load(w_ptr + p, mask=pm, other=0.0)")
     order = 1 if mode == "grad" else 0
-    loss, grad, den = softmax_sparse_slice_terms(ops, cfg, b.name("x"), b.name("t", "i"),
-                                                 b.name("w") if has_w else None, "cf_ptr" if has_cf else None,
-                                                 "cw_ptr" if has_cw else None, order=order)
+    x, t = b.name("x"), b.name("t", "i" if cfg.sparse else "f")
+    w = b.name("w") if has_w else None
+    cf, cw = "cf_ptr" if has_cf else None, "cw_ptr" if has_cw else None
+    if cfg.sparse and not cfg.label_smoothing:
+        loss, grad, den = softmax_sparse_slice_terms(ops, cfg, x, t, w, cf, cw, order=order)
+    else:
+        loss, grad, den = softmax_dense_slice_terms(ops, cfg, x, t, w, cf, cw, order=order,
+                                                    num_classes=b.name("C", "i"))
     if mode == "grad":
         gout = "tl.load(gout_ptr + p, mask=pm, other=0.0)" if none_gout else "tl.load(gout_ptr)"
         tail = [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
@@ -400,8 +409,9 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
     elif mode == "none":
         tail = [f"tl.store(out_ptr + p, {loss.name}.to(out_ptr.dtype.element_ty), mask=pm)"]
     else:
+        count = f"tl.where(pm, {den.name}, 0.0)" if den is not None else f"pm.to({dt})"
         tail = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where(pm, {loss.name}, 0.0)))",
-                f"tl.store(part_ptr + pid * 3 + 1, tl.sum(tl.where(pm, {den.name}, 0.0)))"]
+                f"tl.store(part_ptr + pid * 3 + 1, tl.sum({count}))"]
     params = ["x_ptr", "t_ptr", "w_ptr", "cf_ptr", "cw_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "P", "C",
               "S", "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
     kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.body(tail) + tail)
