@@ -166,6 +166,25 @@ def _broadcast_load(name: str, pattern: tuple[bool, ...] | None) -> list[str]:
     return [*lines, f"{name} = tl.load({name}_ptr + {name}_i, mask=m, other=0.0)"]
 
 
+def _epilogue(mode: str, dt: str, loss: Any, grad: Any, count: Any, positives: Any, none_gout: bool, *, at: str,
+              mask: str, grad_at: str, grad_mask: str) -> list[str]:
+    """The stores after the formula: the gradient times the normaliser and the incoming gradient
+    (``"grad"``), the loss per element (``"none"``), or the block's partial sums of the loss, the
+    counted weight (``None``: every element counts) and the positives (``"sum"``)."""
+    if mode == "grad":
+        gout = f"tl.load(gout_ptr + {at}, mask={mask}, other=0.0)" if none_gout else "tl.load(gout_ptr)"
+        return [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
+                f"tl.store(out_ptr + {grad_at}, g.to(out_ptr.dtype.element_ty), mask={grad_mask})"]
+    if mode == "none":
+        return [f"tl.store(out_ptr + {at}, {loss.name}.to(out_ptr.dtype.element_ty), mask={mask})"]
+    counted_weight = f"tl.where({mask}, {count.name}, 0.0)" if count is not None else f"{mask}.to({dt})"
+    lines = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where({mask}, {loss.name}, 0.0)))",
+             f"tl.store(part_ptr + pid * 3 + 1, tl.sum({counted_weight}))"]
+    if positives is not None:
+        lines.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where({mask}, {positives.name}, 0.0)))")
+    return lines
+
+
 def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_beta: bool, positives: bool,
                     none_gout: bool, patterns: tuple[Any, Any] = (None, None)) -> Any:
     """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``;
@@ -201,18 +220,8 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
         order = 1 if mode == "grad" else 0
         loss, grad, wc, pos = sigmoid_slice_terms(ops, cfg, x, y, w, pw_sym, "beta_ptr" if has_beta else None,
                                                   order=order, tiny=TINY[cfg.dtype], count_positives=positives)
-        if mode == "grad":
-            gout = "tl.load(gout_ptr + offs, mask=m, other=0.0)" if none_gout else "tl.load(gout_ptr)"
-            tail = [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
-                    "tl.store(out_ptr + offs, g.to(out_ptr.dtype.element_ty), mask=m)"]
-        elif mode == "none":
-            tail = [f"tl.store(out_ptr + offs, {loss.name}.to(out_ptr.dtype.element_ty), mask=m)"]
-        else:
-            count = f"tl.where(m, {wc.name}, 0.0)" if wc is not None else f"m.to({dt})"
-            tail = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where(m, {loss.name}, 0.0), axis=0))",
-                    f"tl.store(part_ptr + pid * 3 + 1, tl.sum({count}, axis=0))"]
-            if pos is not None:
-                tail.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where(m, {pos.name}, 0.0), axis=0))")
+        tail = _epilogue(mode, dt, loss, grad, wc, pos, none_gout, at="offs", mask="m", grad_at="offs",
+                         grad_mask="m")
     params = ["x_ptr", "y_ptr", "w_ptr", "pw_ptr", "beta_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "n",
               *[f"{v}_{k}{i}" for v in ("w", "pw") for k in "st" for i in range(_MAX_DIMS)], "BLOCK: tl.constexpr"]
     kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.body(tail) + tail)
@@ -402,16 +411,8 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
     else:
         loss, grad, den = softmax_dense_slice_terms(ops, cfg, x, t, w, cf, cw, order=order,
                                                     num_classes=b.name("C", "i"))
-    if mode == "grad":
-        gout = "tl.load(gout_ptr + p, mask=pm, other=0.0)" if none_gout else "tl.load(gout_ptr)"
-        tail = [f"g = {grad.name} * tl.load(scale_ptr).to({dt}) * ({gout}).to({dt})",
-                "tl.store(out_ptr + xoff, g.to(out_ptr.dtype.element_ty), mask=pm & cmask)"]
-    elif mode == "none":
-        tail = [f"tl.store(out_ptr + p, {loss.name}.to(out_ptr.dtype.element_ty), mask=pm)"]
-    else:
-        count = f"tl.where(pm, {den.name}, 0.0)" if den is not None else f"pm.to({dt})"
-        tail = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where(pm, {loss.name}, 0.0)))",
-                f"tl.store(part_ptr + pid * 3 + 1, tl.sum({count}))"]
+    tail = _epilogue(mode, dt, loss, grad, den, None, none_gout, at="p", mask="pm", grad_at="xoff",
+                     grad_mask="pm & cmask")
     params = ["x_ptr", "t_ptr", "w_ptr", "cf_ptr", "cw_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "P", "C",
               "S", "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
     kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.body(tail) + tail)
