@@ -12,7 +12,10 @@ Values are blocks: ``[BLOCK]`` for elementwise kernels, ``[BLOCK_P, BLOCK_C]`` w
 axis 1 for softmax kernels, where reductions skip the padding columns (``cmask``) and ``take`` /
 ``add_at`` / ``index_mask`` compare the class ids ``cls`` with the target index. Only what Triton's
 interpreter also runs is used (no ``libdevice``): ``log1p`` is Goldberg's ``log(u)·e/(u−1)``, exact
-to a few ulps, and ``pow`` goes through ``exp``/``log`` at arguments the core keeps positive.
+to a few ulps, and ``pow`` goes through ``exp``/``log`` at arguments the core keeps positive. An
+infinite constant (the core masks the top class with ``−inf``) is written as the dtype's largest
+finite value, which gives the same ``exp(· − max) = 0``. Lines no store needs are dropped
+(:meth:`Builder.body`).
 """
 
 from __future__ import annotations
