@@ -43,14 +43,20 @@ CHUNK_ELEMENTS = 1 << 17
 DEVICE_CHUNK_FACTOR = 32  # on a GPU a slice (4M elements) bounds the temporaries (16 MiB each), not the cache
 
 
-def _chunk(device: torch.device, scale: int = 1) -> int | None:
+def _chunk(device: torch.device, scale: int = 1, n: int | None = None) -> int | None:
     """Elements per slice (``None``: the whole tensor, under ``torch.compile``). The softmax kernels take
     slices twice as large: their per-position work is a ``C``-th of a slice, so overhead weighs more.
+    An elementwise input under ``32 ×`` a slice (``n``: 4M elements) takes half-size slices, so that
+    the slice's temporaries (about 100 bytes an element) stay small beside the input itself.
     Off the CPU (the path CUDA takes where the Triton kernels do not) slices are larger: every op of a
     slice is a kernel launch there."""
     if torch.compiler.is_compiling():
         return None
-    return CHUNK_ELEMENTS * scale * (1 if device.type == "cpu" else DEVICE_CHUNK_FACTOR)
+    if device.type != "cpu":
+        return CHUNK_ELEMENTS * scale * DEVICE_CHUNK_FACTOR
+    if n is not None and n < 32 * CHUNK_ELEMENTS:
+        return max(CHUNK_ELEMENTS // 2, 1) * scale
+    return CHUNK_ELEMENTS * scale
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,7 @@ class _SigmoidLoss(torch.autograd.Function):
         wf = _flat(weight, shape)
         pwf = _flat(pos_weight, shape) if isinstance(pos_weight, Tensor) else pos_weight
         n = xf.numel()
-        chunk = _chunk(x.device) or max(n, 1)
+        chunk = _chunk(x.device, n=n) or max(n, 1)
         grad_buf = torch.empty(n, dtype=x.dtype, device=x.device)
         none = cfg.reduction == "none"
         out = torch.empty(n, dtype=out_dtype, device=x.device) if none else None
@@ -215,7 +221,7 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
     n_valid = torch.zeros((), dtype=dtype, device=x.device)
     xf, yf = x.reshape(-1), y.reshape(-1)
     wf = _flat(weight, x.shape)
-    chunk = _chunk(x.device) or max(xf.numel(), 1)
+    chunk = _chunk(x.device, n=xf.numel()) or max(xf.numel(), 1)
     for start in range(0, xf.numel(), chunk):
         sl = slice(start, start + chunk)
         xc, yc, w = sigmoid_prepare(TorchOps, cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
