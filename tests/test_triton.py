@@ -3,8 +3,9 @@
 They are checked against the chunked kernels (which the oracle tests check against the articles,
 PyTorch and the peers), by ``gradcheck`` in float64, by reading the generated source (one ``exp``
 and one ``log`` per element for the sigmoid family), and by running the core test files whole with
-every loss routed through them. On a CUDA machine the same tests run on the GPU when
-``FOCALKIT_TEST_DEVICE=cuda``.
+every loss routed through them; and every kind of kernel is compiled by Triton's real compiler
+for a Hopper GPU (``tests/triton_aot.py``, no GPU needed). On a CUDA machine the same tests run on
+the GPU when ``FOCALKIT_TEST_DEVICE=cuda``.
 """
 
 from __future__ import annotations
