@@ -64,15 +64,22 @@ def sigmoid_slice_terms(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any, pw: Any,
     return loss, grad, w, positives
 
 
+def _class_ids(ops: Any, cfg: Any, t: Any, w: Any, class_weight: Any) -> tuple[Any, Any, Any]:
+    """Class ids with ``ignore_index`` read as class 0 at weight 0: the ids, the element weights, and
+    the mean's weight (the element weight times the target's class weight)."""
+    valid = t != cfg.ignore_index
+    idx = ops.where(valid, t, 0)
+    w = ops.cast(valid, cfg.dtype) if w is None else ops.where(valid, ops.cast(w, cfg.dtype), 0.0)
+    den = w if class_weight is None else w * ops.gather(class_weight, idx)
+    return idx, w, den
+
+
 def softmax_sparse_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class_factor: Any, class_weight: Any, *,
                                order: int) -> tuple[Any, Any, Any]:
     """A class-id slice without label smoothing: ``x`` with the classes on axis 1, ``t`` and ``w`` with that
     axis kept at size 1. Returns the weighted loss and gradient and the mean's weight (all with axis 1)."""
     xc = ops.cast(x, cfg.dtype)
-    valid = t != cfg.ignore_index
-    idx = ops.where(valid, t, 0)
-    w = ops.cast(valid, cfg.dtype) if w is None else ops.where(valid, ops.cast(w, cfg.dtype), 0.0)
-    den = w if class_weight is None else w * ops.gather(class_weight, idx)
+    idx, w, den = _class_ids(ops, cfg, t, w, class_weight)
     qt = w if class_factor is None else w * ops.gather(class_factor, idx)  # carries the element weight too
     loss, grad = softmax_terms_sparse(ops, cfg.family, xc, idx, qt, axis=1, order=order, gamma=cfg.gamma,
                                       threshold=cfg.threshold, k=cfg.k)
@@ -87,10 +94,7 @@ def softmax_dense_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class_
     xc = ops.cast(x, cfg.dtype)
     eps = cfg.label_smoothing
     if cfg.sparse:
-        valid = t != cfg.ignore_index
-        idx = ops.where(valid, t, 0)
-        w = ops.cast(valid, cfg.dtype) if w is None else ops.where(valid, ops.cast(w, cfg.dtype), 0.0)
-        den = w if class_weight is None else w * ops.gather(class_weight, idx)
+        idx, w, den = _class_ids(ops, cfg, t, w, class_weight)
         q = ops.cast(ops.index_mask(xc, idx, 1), cfg.dtype) * (1.0 - eps) + eps / num_classes
     else:
         q = ops.cast(t, cfg.dtype)
