@@ -24,6 +24,7 @@ What a slice becomes before the formula (ignored targets, smoothing, weights, GH
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,17 @@ def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | Non
                                                    tiny=TINY[cfg.dtype], bin_index=bin_index,
                                                    count_positives=count_positives)
     return loss, grad, w, None if positives is None else positives.sum()
+
+
+def grad_through_formula(value_of: Callable[[Tensor], Tensor], x: Tensor, gout: Tensor, *,
+                         create_graph: bool) -> Tensor:
+    """``gout`` times the gradient of ``value_of(x)``, by autograd over the same formula: second derivatives
+    (``create_graph``, on ``x``'s own graph) and the Triton kernels' fallback (on a detached ``x``)."""
+    with torch.enable_grad():
+        xr = x if create_graph else x.detach().requires_grad_(True)
+        value = value_of(xr)
+    (g,) = torch.autograd.grad(value, xr, gout, create_graph=create_graph)
+    return g
 
 
 def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
@@ -190,10 +202,8 @@ class _SigmoidLoss(torch.autograd.Function):
         grad_buf, x, y, weight, pos_weight, beta_bins, bin_index = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
             pw = pos_weight if pos_weight is not None else ctx.pos_weight
-            with torch.enable_grad():
-                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype,
-                                          bin_index)
-            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            g = grad_through_formula(lambda xr: sigmoid_reference(ctx.cfg, xr, y, weight, pw, beta_bins, ctx.normalizer,
+                                                                  ctx.out_dtype, bin_index), x, gout, create_graph=True)
             return g, None, None, None, None, None, None, None, None
         return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None, None
 
@@ -365,10 +375,9 @@ class _SoftmaxLoss(torch.autograd.Function):
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
         grad_buf, x, t, weight, class_factor, class_weight = ctx.saved_tensors
         if torch.is_grad_enabled():
-            with torch.enable_grad():
-                value = softmax_reference(ctx.cfg, x, t, weight, class_factor, class_weight, ctx.normalizer,
-                                          ctx.out_dtype)
-            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
+            g = grad_through_formula(lambda xr: softmax_reference(ctx.cfg, xr, t, weight, class_factor, class_weight,
+                                                                  ctx.normalizer, ctx.out_dtype), x, gout,
+                                     create_graph=True)
             return g, None, None, None, None, None, None, None
         return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None
 

@@ -45,7 +45,14 @@ import torch
 from torch import Tensor
 
 from .._formulas import ghmc_bin_index
-from .fused import SigmoidConfig, SoftmaxConfig, _reduce_scale, sigmoid_reference, softmax_reference
+from .fused import (
+    SigmoidConfig,
+    SoftmaxConfig,
+    _reduce_scale,
+    grad_through_formula,
+    sigmoid_reference,
+    softmax_reference,
+)
 from .ops import TINY
 from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 from .trace import Builder, TritonOps
@@ -319,12 +326,13 @@ class _TritonSigmoidLoss(torch.autograd.Function):
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
         x, y, weight, pos_weight, beta_bins, scale = ctx.saved_tensors
         pw = pos_weight if pos_weight is not None else ctx.pos_weight
-        if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
-            with torch.enable_grad():
-                value = sigmoid_reference(ctx.cfg, x, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
-            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
-            return g, None, None, None, None, None, None, None
         cfg = ctx.cfg
+
+        def value_of(xr: Tensor) -> Tensor:
+            return sigmoid_reference(cfg, xr, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
+
+        if torch.is_grad_enabled():  # create_graph: differentiate the same formula with autograd
+            return grad_through_formula(value_of, x, gout, create_graph=True), None, None, None, None, None, None, None
         flat = _Sigmoid(x, y, weight, pw)
         beta = None if beta_bins is None else beta_bins.to(cfg.dtype).contiguous()
         none = cfg.reduction == "none"
@@ -335,10 +343,7 @@ class _TritonSigmoidLoss(torch.autograd.Function):
             flat.launch(kernel, beta, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None,
                         _block(_SIGMOID_BLOCK))
         except TritonUnavailable:  # the same gradient through autograd of the formula
-            with torch.enable_grad():
-                xr = x.detach().requires_grad_(True)
-                value = sigmoid_reference(cfg, xr, y, weight, pw, beta_bins, ctx.normalizer, ctx.out_dtype)
-            (grad,) = torch.autograd.grad(value, xr, gout)
+            grad = grad_through_formula(value_of, x, gout, create_graph=False)
         return grad.view(ctx.shape), None, None, None, None, None, None, None
 
 
@@ -487,12 +492,12 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:
         x, t, weight, class_factor, class_weight, scale = ctx.saved_tensors
         cfg = ctx.cfg
+
+        def value_of(xr: Tensor) -> Tensor:
+            return softmax_reference(cfg, xr, t, weight, class_factor, class_weight, ctx.normalizer, ctx.out_dtype)
+
         if torch.is_grad_enabled():
-            with torch.enable_grad():
-                value = softmax_reference(cfg, x, t, weight, class_factor, class_weight, ctx.normalizer,
-                                          ctx.out_dtype)
-            (g,) = torch.autograd.grad(value, x, gout, create_graph=True)
-            return g, None, None, None, None, None, None, None
+            return grad_through_formula(value_of, x, gout, create_graph=True), None, None, None, None, None, None, None
         flat = _Softmax(x, t, weight)
         cf, cw = _contig(class_factor, cfg.dtype), _contig(class_weight, cfg.dtype)
         none = cfg.reduction == "none"
@@ -501,11 +506,7 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         try:
             flat.launch(kernel, cf, cw, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None)
         except TritonUnavailable:  # the same gradient through autograd of the formula
-            with torch.enable_grad():
-                xr = x.detach().requires_grad_(True)
-                value = softmax_reference(cfg, xr, t, weight, class_factor, class_weight, ctx.normalizer,
-                                          ctx.out_dtype)
-            (grad,) = torch.autograd.grad(value, xr, gout)
+            grad = grad_through_formula(value_of, x, gout, create_graph=False)
         return grad, None, None, None, None, None, None, None
 
 
