@@ -6,12 +6,13 @@ expressions. Nothing here checks inputs; :mod:`focalkit._inputs` does.
 
 Sigmoid family
 --------------
-With ``s = σ(x)``, ``s̄ = 1 − s``, ``n₊ = −log σ(x) = softplus(−x)``, ``n₋ = −log σ(−x) = softplus(x)``
-and a target ``y ∈ [0, 1]``:
+With ``s = σ(x)``, ``s̄ = 1 − s = σ(−x)``, ``n₊ = −log σ(x) = softplus(−x)``, ``n₋ = −log σ(−x) = softplus(x)``
+and a target ``y ∈ [0, 1]``. ``s̄`` and ``n₊`` are computed as written on the right, never as ``1 − s`` or
+``n₋ − x``, which cancel where ``x`` is large: every term below is then a sum of terms of one sign.
 
 - cross-entropy: ``ℓ = w₊ y n₊ + (1−y) n₋``; ``ℓ' = (1−y) s − w₊ y s̄``; ``ℓ'' = (w₊ y + 1 − y) s s̄``.
-  With ``w₊ = 1``: ``ℓ = softplus(x) − x y``, ``ℓ' = s − y``.
-- focal: ``ℓ = a M B`` with ``B`` the cross-entropy, ``q = 1 − p_t = s + y(1 − 2s)``, ``M = q^γ``,
+  With ``w₊ = 1``: ``ℓ = softplus(x) − x y``, ``ℓ' = s − y`` (computed as ``(1−y) s − y s̄``).
+- focal: ``ℓ = a M B`` with ``B`` the cross-entropy, ``q = 1 − p_t = y s̄ + (1 − y) s``, ``M = q^γ``,
   ``a = α y + (1−α)(1−y)``. Since ``q' = (1 − 2y) s s̄``:
   ``ℓ' = a [γ q^{γ−1} (1−2y) s s̄ B + M (s − y)]``. ``q^{γ−1}`` is a product for integer ``γ`` (no
   division, no ``pow``); otherwise it is taken at ``max(q, tiny)``, where its factor ``s s̄`` is 0.
@@ -103,25 +104,26 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``.
     """
     s = ops.sigmoid(x)
+    sbar = ops.sigmoid(-x)  # σ(−x) itself, never 1 − σ(x): exact where σ(x) rounds to 1
     n_neg = ops.softplus(x)  # −log σ(−x)
+    n_pos = ops.softplus(-x)  # −log σ(x), never softplus(x) − x: that cancels for large x
+    ybar = 1.0 - y
     if (family == "bce" and pos_weight is None) or family in {"focal", "ghmc"}:
-        bce = n_neg - x * y
-        dbce = s - y if order >= 1 else None
-        d2bce = s * (1.0 - s) if order >= 2 else None
+        bce = y * n_pos + ybar * n_neg  # both terms ≥ 0: no cancellation for any y
+        dbce = ybar * s - y * sbar if order >= 1 else None  # s − y, accurate where s is near y
+        d2bce = s * sbar if order >= 2 else None
     if family == "bce" and pos_weight is None:
         return bce, dbce, d2bce
-    sbar = 1.0 - s
     if family == "bce":
-        n_pos = n_neg - x  # −log σ(x)
-        loss = pos_weight * y * n_pos + (1.0 - y) * n_neg
-        grad = (1.0 - y) * s - pos_weight * y * sbar if order >= 1 else None
-        hess = (pos_weight * y + 1.0 - y) * s * sbar if order >= 2 else None
+        loss = pos_weight * y * n_pos + ybar * n_neg
+        grad = ybar * s - pos_weight * y * sbar if order >= 1 else None
+        hess = (pos_weight * y + ybar) * s * sbar if order >= 2 else None
         return loss, grad, hess
     if family == "ghmc":
         return beta * bce, beta * dbce if order >= 1 else None, beta * d2bce if order >= 2 else None
     if family == "focal":
         t = 1.0 - 2.0 * y
-        q = y + s * t  # 1 − p_t = s + y(1 − 2s)
+        q = y * sbar + ybar * s  # 1 − p_t, from σ(±x): no cancellation when p_t is near 1
         m = _power(ops, q, gamma, tiny)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
         abce = a * bce
@@ -143,30 +145,29 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
                + gamma * _power(ops, q, gamma - 1.0, tiny) * d2q) if gamma else 0.0 * q
         hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
         return loss, grad, hess
-    n_pos = n_neg - x
     if family == "hard":
         keep_pos = heaviside(ops, threshold - s)
         keep_neg = heaviside(ops, s - (1.0 - threshold))
-        loss = y * keep_pos * n_pos + (1.0 - y) * keep_neg * n_neg
-        grad = (1.0 - y) * keep_neg * s - y * keep_pos * sbar if order >= 1 else None
-        hess = (y * keep_pos + (1.0 - y) * keep_neg) * s * sbar if order >= 2 else None
+        loss = y * keep_pos * n_pos + ybar * keep_neg * n_neg
+        grad = ybar * keep_neg * s - y * keep_pos * sbar if order >= 1 else None
+        hess = (y * keep_pos + ybar * keep_neg) * s * sbar if order >= 2 else None
         return loss, grad, hess
     if family == "soft":
         if k == 1.0:
             u, ubar = s, sbar
         else:
             u = ops.sigmoid(k * x)
-            ubar = 1.0 - u
-        loss = y * ubar * n_pos + (1.0 - y) * u * n_neg
+            ubar = ops.sigmoid(-(k * x))
+        loss = y * ubar * n_pos + ybar * u * n_neg
         if order == 0:
             return loss, None, None
         uu = u * ubar
-        grad = y * (-k * uu * n_pos - ubar * sbar) + (1.0 - y) * (k * uu * n_neg + u * s)
+        grad = y * (-k * uu * n_pos - ubar * sbar) + ybar * (k * uu * n_neg + u * s)
         if order == 1:
             return loss, grad, None
         duu = k * uu * (ubar - u)
         hess = (y * (-k * duu * n_pos + 2.0 * k * uu * sbar + ubar * s * sbar)
-                + (1.0 - y) * (k * duu * n_neg + 2.0 * k * uu * s + u * s * sbar))
+                + ybar * (k * duu * n_neg + 2.0 * k * uu * s + u * s * sbar))
         return loss, grad, hess
     raise ValueError(f"sigmoid_terms: unknown family {family!r}")
 

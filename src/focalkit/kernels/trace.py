@@ -40,6 +40,7 @@ class Builder:
         self.tl_dtype = _TL_DTYPES[compute_dtype]
         self.lines: list[str] = []
         self._names: dict[str, Sym] = {}
+        self.negated: dict[str, Sym] = {}  # name of ``-v`` -> ``v``: ``abs(-v)`` is ``abs(v)``
 
     def emit(self, expr: str, kind: str = "f") -> Sym:
         if expr in self._names:
@@ -120,7 +121,11 @@ class Sym:
     def __or__(self, o: Any) -> Sym: return self._bin("|", o, kind="b")
 
     def __neg__(self) -> Sym:
-        return self.b.emit(f"(-{self.name})", self.kind)
+        if self.name in self.b.negated:  # -(-v) is v
+            return self.b.negated[self.name]
+        out = self.b.emit(f"(-{self.name})", self.kind)
+        self.b.negated[out.name] = self
+        return out
 
     def __bool__(self) -> bool:
         raise TypeError("Sym: a traced value has no truth value; the formula branches on data here")
@@ -152,6 +157,8 @@ class TritonOps:
         return self._f(f"tl.log({self._l(x)})")
 
     def abs(self, x: Any) -> Sym:
+        if isinstance(x, Sym) and x.name in self.b.negated:  # |−v| = |v|: σ(±x) and softplus(±x) share exp(−|x|)
+            x = self.b.negated[x.name]
         return self._f(f"tl.abs({self._l(x)})")
 
     def log1p(self, x: Sym) -> Sym:
