@@ -4,7 +4,8 @@ Every public loss goes through here: options are checked (no device work), tenso
 for shape and dtype (no device work), and, unless switched off, for their values (ranges,
 NaN/Inf), which needs a device-to-host synchronisation. Switch the value checks off globally
 with :func:`set_value_checks`, for a block with :func:`value_checks`, or for the whole process
-with the environment variable ``FOCALKIT_CHECKS=0``. Under ``torch.compile`` they are skipped.
+with the environment variable ``FOCALKIT_CHECKS=0``. Under ``torch.compile`` and ``torch.func``
+transforms they are skipped.
 
 Errors read ``<function>: <what was expected>; got <what came>.``: ``ValueError`` for shapes and
 values, ``TypeError`` for dtypes.
@@ -43,8 +44,9 @@ _VALUE_CHECKS = _env_checks()
 
 
 def value_checks_enabled() -> bool:
-    """Whether value checks (ranges, NaN/Inf; each a device sync) run now."""
-    if torch.compiler.is_compiling():
+    """Whether value checks (ranges, NaN/Inf; each a device sync) run now: not under ``torch.compile``
+    nor under a ``torch.func`` transform (a batched value cannot be read on the host)."""
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return False
     return _VALUE_CHECKS
 
@@ -156,7 +158,7 @@ def as_class_vector(fn: str, name: str, value: object, *, high: float | None = N
     if not vec.dtype.is_floating_point:
         vec = vec.to(torch.get_default_dtype())
     if value_checks_enabled() and vec.numel() > 0:
-        lo, hi = float(vec.min()), float(vec.max())
+        lo, hi = _range_of(vec)
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or (high is not None and hi > high):
             interval = f"[0, {high:g}]" if high is not None else "[0, inf)"
             raise ValueError(f"{fn}: {name} values must be finite and in {interval}; got values in [{lo:g}, {hi:g}].")
@@ -204,7 +206,7 @@ def check_normalizer(fn: str, normalizer: object, reduction: str, *,
         if normalizer.dtype.is_complex or normalizer.dtype == torch.bool:
             raise TypeError(f"{fn}: normalizer must be real; got {normalizer.dtype}.")
         if value_checks_enabled():
-            v = float(normalizer)
+            v = float(normalizer.detach())
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{fn}: normalizer must be finite and > 0; got {v:g}.")
         return normalizer.reshape(())
@@ -229,6 +231,20 @@ def check_sync(fn: str, sync: object) -> object:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; every narrower float is computed in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def output_dtype(x: Tensor) -> torch.dtype:
+    """The dtype of the loss: the logits' own, but float32 for half logits under ``torch.autocast``, where
+    PyTorch runs its losses in float32 and returns float32 (a half ``"sum"`` would overflow). Half logits
+    outside autocast give a half loss, as PyTorch's losses do."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        try:
+            on = torch.is_autocast_enabled(x.device.type)
+        except TypeError:  # torch < 2.4
+            on = torch.is_autocast_cpu_enabled() if x.device.type == "cpu" else torch.is_autocast_enabled()
+        if on:
+            return torch.float32
+    return x.dtype
 
 
 def check_logits(fn: str, logits: object) -> Tensor:
@@ -331,7 +347,7 @@ def sigmoid_inputs(
             extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
             raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
     w = check_sample_weight(fn, sample_weight, x.shape)
-    return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), x.dtype, reduction, norm, eps, group)
+    return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), output_dtype(x), reduction, norm, eps, group)
 
 
 @dataclass
@@ -446,5 +462,5 @@ def softmax_inputs(
         x = original_x.reshape(-1, num_classes)
         t = original_t.reshape(-1, num_classes) if probability_target else t.reshape(-1)
         w = None if w is None else w.expand(loss_shape).reshape(-1)
-    return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, x.dtype, reduction, norm, eps,
-                         group, out_shape)
+    return SoftmaxInputs(x, t, not probability_target, cw, w, ignore_index, dtype, output_dtype(x), reduction, norm,
+                         eps, group, out_shape)

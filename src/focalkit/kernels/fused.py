@@ -147,8 +147,13 @@ def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | st
     if isinstance(normalizer, str):
         den, world = all_reduce(positives if normalizer == "positives" else count, sync)  # type: ignore[arg-type]
         return world / torch.clamp_min(den, 1.0)
-    if normalizer is not None:
-        return 1.0 / torch.as_tensor(normalizer, dtype=count.dtype, device=count.device)
+    if isinstance(normalizer, Tensor):
+        # with value checks a normaliser <= 0 raised before; unchecked or compiled it counts as 1, so that
+        # an image without objects gives the summed loss, never inf (recommended: normalizer="positives")
+        den = normalizer.to(device=count.device, dtype=count.dtype)
+        return 1.0 / torch.where(den > 0, den, torch.ones_like(den))
+    if normalizer is not None:  # a Python number, checked > 0: filled on the device, no host-to-device copy
+        return torch.full_like(count, 1.0 / normalizer)
     den, world = all_reduce(count, sync)
     return world / torch.where(den > 0, den, torch.ones_like(den))
 
@@ -226,6 +231,12 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
 def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     dtype = cfg.dtype
     bins = cfg.bins
+    if torch._C._are_functorch_transforms_active():  # whole and out of place: a vmapped batch has its own counts
+        xc, yc, w = sigmoid_prepare(TorchOps, cfg, x.reshape(-1), y.reshape(-1), _flat(weight, x.shape))
+        counted = counted_elements(TorchOps, xc, w, dtype)
+        index = ghmc_bin_index(TorchOps, xc, yc, bins)
+        counts = torch.zeros(bins, dtype=dtype, device=x.device).scatter_add(0, index.long(), counted)
+        return counts, counted.sum(), index
     counts = torch.zeros(bins, dtype=dtype, device=x.device)
     bin_index = torch.empty(x.numel(), dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
     n_valid = torch.zeros((), dtype=dtype, device=x.device)
@@ -283,6 +294,17 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     return beta_bins, density, bin_index
 
 
+def through_autograd(*tensors: Any) -> bool:
+    """Whether the loss is formed by plain autograd over the formula instead of a fused kernel: under a
+    ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``: the whole formula is transformed, op by op),
+    or when a tensor other than the logits (targets, weights, a normaliser) needs a gradient, which the
+    fused kernels do not form. The logits' gradient is the same to rounding; the cost is the memory of
+    the unfused formula."""
+    if torch._C._are_functorch_transforms_active():
+        return True
+    return torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
 def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | None = None,
                  pos_weight: Tensor | float | None = None, beta_bins: Tensor | None = None,
                  bin_index: Tensor | None = None,
@@ -291,6 +313,9 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
     else chunk by chunk here."""
     from . import triton_kernels
 
+    if through_autograd(y, weight, pos_weight, normalizer):
+        return sigmoid_reference(cfg, x, y, weight, pos_weight, beta_bins, normalizer, out_dtype or x.dtype,
+                                 bin_index)
     if triton_kernels.wanted(x):
         with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
             return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
@@ -416,6 +441,8 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
     denominator for class-id targets."""
     from . import triton_kernels
 
+    if through_autograd(t, weight, class_factor, class_weight, normalizer):
+        return softmax_reference(cfg, x, t, weight, class_factor, class_weight, normalizer, out_dtype or x.dtype)
     if triton_kernels.wanted(x) and triton_kernels.softmax_supported(cfg, x.shape[1]):
         with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
             return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,

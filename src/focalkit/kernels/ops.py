@@ -26,7 +26,7 @@ class TorchOps:
 
     @staticmethod
     def to_bin(v: torch.Tensor, bins: int) -> torch.Tensor:
-        return v.to(torch.int32).clamp_(max=bins - 1)  # int32: a quarter of int64's conversion cost
+        return torch.clamp_max(v.to(torch.int32), bins - 1)  # int32: a quarter of int64's conversion cost
 
     @staticmethod
     def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -73,8 +73,16 @@ class TorchOps:
         return x.sum(axis, keepdim=keepdims)
 
     @staticmethod
-    def one_hot_argmax(x: torch.Tensor, axis: int) -> torch.Tensor:
-        return torch.zeros_like(x, dtype=torch.bool).scatter_(axis, x.argmax(axis, keepdim=True), True)
+    def _class_ids(x: torch.Tensor, axis: int) -> torch.Tensor:
+        """``0 … C−1`` along ``axis``, shaped to broadcast against ``x`` (a comparison with it is out of place,
+        so ``torch.func.vmap`` batches it)."""
+        shape = [1] * x.dim()
+        shape[axis] = x.shape[axis]
+        return torch.arange(x.shape[axis], device=x.device).view(shape)
+
+    @classmethod
+    def one_hot_argmax(cls, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return cls._class_ids(x, axis) == x.argmax(axis, keepdim=True)
 
     log = staticmethod(torch.log)
 
@@ -86,9 +94,9 @@ class TorchOps:
     def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
         return x.gather(axis, index)
 
-    @staticmethod
-    def index_mask(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
-        return torch.zeros_like(x, dtype=torch.bool).scatter_(axis, index, True)
+    @classmethod
+    def index_mask(cls, x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+        return cls._class_ids(x, axis) == index
 
     @staticmethod
     def add_at(x: torch.Tensor, index: torch.Tensor, value: torch.Tensor, axis: int) -> torch.Tensor:
@@ -99,7 +107,8 @@ class TorchOps:
         if not isinstance(value, torch.Tensor):
             value = torch.full(index.shape, value, dtype=x.dtype, device=x.device)
         value = value.expand(index.shape).to(x.dtype)
-        if torch.is_grad_enabled() and (x.requires_grad or value.requires_grad):
+        if (torch.is_grad_enabled() and (x.requires_grad or value.requires_grad)) or \
+                torch._C._are_functorch_transforms_active():
             return x.scatter_add(axis, index, value)
         return x.scatter_add_(axis, index, value)
 

@@ -25,7 +25,7 @@ def sigmoid_prepare(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any) -> tuple[Any
     """A slice in the compute dtype: ignored targets read 0 and carry weight 0 (``None``: all weigh 1)."""
     xc, yc = ops.cast(x, cfg.dtype), ops.cast(y_raw, cfg.dtype)
     if cfg.ignore_index is not None:
-        valid = y_raw != cfg.ignore_index
+        valid = yc != cfg.ignore_index  # the converted target: Triton compares no bf16 with an integer
         yc = ops.where(valid, yc, 0.0)
         w = ops.cast(valid, cfg.dtype) if w is None else ops.where(valid, ops.cast(w, cfg.dtype), 0.0)
     elif w is not None:

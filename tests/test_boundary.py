@@ -1,0 +1,253 @@
+"""Defects found at the boundary (issue 10): gradients for targets and weights, accuracy of −log σ(x)
+for confident positives, the autocast dtype, a zero normaliser, and ``torch.func`` transforms.
+
+Each test here failed before its fix."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import focalkit as fk
+
+from .cases import ALL, SIGMOID, SOFTMAX
+
+
+def _data(case, shape=(5, 4)):
+    x = torch.randn(shape, dtype=torch.float64) * 2
+    if "hard_truncation" in case.name:
+        x = x + torch.sign(x) * 0.3  # away from the steps: finite differences hold
+    if case.family == "sigmoid":
+        y = torch.rand(shape, dtype=torch.float64) * 0.9 + 0.05
+        w = torch.rand(shape, dtype=torch.float64) + 0.1
+    else:
+        y = torch.softmax(torch.randn(shape, dtype=torch.float64), 1) * 0.9 + 0.02
+        w = torch.rand(shape[:1], dtype=torch.float64) + 0.1
+    return x, y, w
+
+
+# ------------------------------------------------------------------------- 1. gradients of targets and weights
+@pytest.mark.parametrize("case", ALL, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_targets_and_weights_get_gradients(case, reduction):
+    """Soft targets (distillation, learned labels), probability targets and ``sample_weight`` get their
+    gradient, checked by finite differences in float64 together with the logits'."""
+    x, y, w = _data(case)
+    if case.name == "ghmc_loss":  # β is a constant of the bins; keep g = |p − y| away from their edges
+        y = (y * 10).round() / 10 + 0.03
+    args = tuple(t.clone().requires_grad_(True) for t in (x, y, w))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: case.function(a, b, sample_weight=c, reduction=reduction, **case.options), args)
+
+
+@pytest.mark.parametrize("case", SOFTMAX, ids=str)
+def test_class_id_targets_with_weights_get_the_weights_gradient(case):
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 3, -100, 1])
+    w = (torch.rand(6, dtype=torch.float64) + 0.1).requires_grad_(True)
+    cw = (torch.rand(4, dtype=torch.float64) + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, c, d: case.function(a, t, sample_weight=c, class_weight=d,
+                                                                  **case.options), (x, w, cw))
+
+
+def test_target_gradient_equals_torch():
+    """Against PyTorch's own losses, which give targets a gradient."""
+    x = torch.randn(8, 5, dtype=torch.float64)
+    y = torch.rand(8, 5, dtype=torch.float64, requires_grad=True)
+    q = torch.softmax(torch.randn(8, 5, dtype=torch.float64), 1).requires_grad_(True)
+    (g1,) = torch.autograd.grad(fk.binary_cross_entropy(x, y), y)
+    (e1,) = torch.autograd.grad(F.binary_cross_entropy_with_logits(x, y), y)
+    (g2,) = torch.autograd.grad(fk.cross_entropy(x, q, label_smoothing=0.1), q)
+    (e2,) = torch.autograd.grad(F.cross_entropy(x, q, label_smoothing=0.1), q)
+    torch.testing.assert_close(g1, e1, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g2, e2, rtol=1e-12, atol=1e-14)
+
+
+def test_modules_and_normalizer_tensor_get_gradients():
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(6, 3, dtype=torch.float64, requires_grad=True)
+    n = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
+    loss = fk.SigmoidFocalLoss()(x, y, normalizer=n)
+    loss.backward()
+    assert y.grad is not None
+    assert n.grad is not None
+    torch.testing.assert_close(n.grad, -loss.detach() / 4.0)
+
+
+# ------------------------------------------------------------------------- 2. −log σ(x) without cancellation
+def _true_terms(x: torch.Tensor):
+    """−log σ(x), −log σ(−x), σ(x), σ(−x) in float64, each from exp(−|x|) with no subtraction of large terms."""
+    xd = x.double()
+    e = torch.exp(-xd.abs())
+    l = torch.log1p(e)
+    n_pos = l + torch.clamp_min(-xd, 0)
+    n_neg = l + torch.clamp_min(xd, 0)
+    s = torch.where(xd >= 0, 1 / (1 + e), e / (1 + e))
+    sbar = torch.where(xd >= 0, e / (1 + e), 1 / (1 + e))
+    return n_pos, n_neg, s, sbar
+
+
+def _true_loss(name, x, y, **o):
+    n_pos, n_neg, s, sbar = _true_terms(x)
+    y = y.double()
+    bce = y * n_pos + (1 - y) * n_neg
+    if name == "bce":
+        return y * o.get("pos_weight", 1.0) * n_pos + (1 - y) * n_neg
+    if name == "focal":
+        q = y * sbar + (1 - y) * s
+        a = 1.0 if o.get("alpha") is None else o["alpha"] * y + (1 - o["alpha"]) * (1 - y)
+        return a * q ** o["gamma"] * bce
+    if name == "hard":
+        m = o["threshold"]
+        keep_pos = (torch.sign(m - s) + 1) / 2
+        keep_neg = (torch.sign(s - (1 - m)) + 1) / 2
+        return y * keep_pos * n_pos + (1 - y) * keep_neg * n_neg
+    if name == "soft":
+        k = o["k"]
+        _, _, u, ubar = _true_terms(k * x.double())
+        return y * ubar * n_pos + (1 - y) * u * n_neg
+    raise ValueError(name)
+
+
+ACCURACY = [
+    ("bce", fk.binary_cross_entropy, {}),
+    ("bce", fk.binary_cross_entropy, {"pos_weight": 3.0}),
+    ("focal", fk.sigmoid_focal_loss, {"alpha": None, "gamma": 0.5}),
+    ("focal", fk.sigmoid_focal_loss, {"alpha": 0.25, "gamma": 2.0}),
+    ("hard", fk.sigmoid_hard_truncation_loss, {"threshold": 0.5}),
+    ("soft", fk.sigmoid_soft_truncation_loss, {"k": 1.0}),
+    ("soft", fk.sigmoid_soft_truncation_loss, {"k": 2.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "fn", "options"), ACCURACY, ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_both_branches_are_accurate_for_large_logits(name, fn, options, dtype):
+    """Relative error of a few ulps for y = 1 and y = 0 on both sides, up to |x| = 80: ``softplus(x) − x``
+    gave 0 for y = 1, x = 14.6868 (true 4.18e-7) and focal γ = 0.5 gave 0 at x = 16 (true 3.8e-11)."""
+    x = torch.linspace(-80, 80, 641, dtype=dtype)
+    tiny = torch.finfo(dtype).tiny * 1e6
+    for label in (0.0, 1.0):
+        y = torch.full_like(x, label)
+        got = fn(x, y, reduction="none", **options).double()
+        true = _true_loss(name, x, y, **options)
+        keep = true > tiny
+        rel = ((got - true).abs() / true.abs())[keep]
+        bound = 2e-6 if dtype == torch.float32 else 1e-14
+        assert float(rel.max()) < bound, (label, x[keep][rel.argmax()].item(), float(rel.max()))
+
+
+def test_the_issues_numbers():
+    assert math.isclose(fk.binary_cross_entropy(torch.tensor([14.6868]), torch.tensor([1.0])).item(),
+                        4.18e-7, rel_tol=1e-3)
+    x = torch.tensor([5.12])
+    true = float(F.softplus(-x.double()))
+    assert abs(fk.binary_cross_entropy(x, torch.tensor([1.0])).item() - true) / true < 1e-6
+    assert math.isclose(fk.sigmoid_focal_loss(torch.tensor([16.0]), torch.tensor([1.0]), alpha=None,
+                                              gamma=0.5).item(), 3.775e-11, rel_tol=1e-3)
+
+
+def test_gradient_of_a_confident_positive_is_accurate():
+    x = torch.tensor([20.0, 30.0])
+    x.requires_grad_(True)
+    fk.binary_cross_entropy(x, torch.ones(2), reduction="sum").backward()
+    torch.testing.assert_close(x.grad.double(), -torch.exp(-x.detach().double()), rtol=1e-6, atol=0)
+
+
+# ------------------------------------------------------------------------- 4. autocast returns float32
+@pytest.mark.parametrize("case", ALL, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast_returns_float32_like_torch(case, dtype):
+    """Under autocast PyTorch runs losses in float32 and returns float32: a half "sum" of 100k losses would
+    overflow float16 (max 65504)."""
+    x = (torch.randn(20000, 5) * 3).to(dtype)
+    y = (torch.rand(20000, 5) < 0.5).float() if case.family == "sigmoid" else torch.randint(0, 5, (20000,))
+    with torch.autocast("cpu", dtype=dtype):
+        out = case.function(x, y, reduction="sum", **case.options)
+        none = case.function(x, y, reduction="none", **case.options)
+        if case.family == "sigmoid":
+            expected = F.binary_cross_entropy_with_logits(x, y, reduction="sum").dtype
+        else:
+            expected = F.cross_entropy(x, y, reduction="sum").dtype
+    assert expected == torch.float32
+    assert out.dtype == torch.float32
+    assert none.dtype == torch.float32
+    assert torch.isfinite(out)
+    xr = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype):
+        loss = case.function(xr, y, **case.options)
+    loss.backward()
+    assert xr.grad.dtype == dtype
+
+
+def test_half_input_outside_autocast_stays_half_like_torch():
+    x = torch.randn(10).half()
+    y = (torch.rand(10) < 0.5).half()
+    assert F.binary_cross_entropy_with_logits(x, y).dtype == torch.float16
+    assert fk.sigmoid_focal_loss(x, y).dtype == torch.float16
+
+
+# ------------------------------------------------------------------------- 8. a zero normaliser
+def test_zero_normalizer_raises_with_checks_and_is_finite_without():
+    x, y = torch.randn(4, 8), torch.zeros(4, 8)  # an image without objects
+    num_pos = y.sum()
+    with pytest.raises(ValueError, match="normalizer must be finite and > 0; got 0"):
+        fk.sigmoid_focal_loss(x, y, normalizer=num_pos)
+    with fk.value_checks(False):
+        out = fk.sigmoid_focal_loss(x, y, normalizer=num_pos)
+    torch.testing.assert_close(out, fk.sigmoid_focal_loss(x, y, reduction="sum"))
+    # the recommended patterns
+    torch.testing.assert_close(fk.sigmoid_focal_loss(x, y, normalizer="positives"), out)
+    torch.testing.assert_close(fk.sigmoid_focal_loss(x, y, normalizer=num_pos.clamp_min(1.0)), out)
+
+
+def test_zero_normalizer_compiled_is_finite():
+    x, y = torch.randn(4, 8), torch.zeros(4, 8)
+
+    def step(z, n):
+        return fk.sigmoid_focal_loss(z, y, normalizer=n)
+
+    out = torch.compile(step, backend="eager", fullgraph=True)(x, y.sum())
+    assert torch.isfinite(out)
+    torch.testing.assert_close(out, fk.sigmoid_focal_loss(x, y, reduction="sum"))
+
+
+# ------------------------------------------------------------------------- 9. torch.func transforms
+def _call(case, x, y):
+    return case.function(x, y, **case.options)
+
+
+def _func_inputs(case):
+    x = torch.randn(6, 4, dtype=torch.float64) * 2
+    y = (torch.rand(6, 4) < 0.4).double() if case.family == "sigmoid" else torch.randint(0, 4, (6,))
+    return x, y
+
+
+@pytest.mark.parametrize("case", ALL, ids=str)
+def test_func_grad_and_jacrev_equal_autograd(case):
+    x, y = _func_inputs(case)
+    xr = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(_call(case, xr, y), xr)
+    torch.testing.assert_close(torch.func.grad(lambda z: _call(case, z, y))(x), expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(torch.func.jacrev(lambda z: _call(case, z, y))(x), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ALL, ids=str)
+def test_vmap_of_grad_gives_per_sample_gradients(case):
+    x, y = _func_inputs(case)
+    per_sample = torch.func.vmap(torch.func.grad(lambda z, t: _call(case, z[None], t[None])))(x, y)
+    for i in range(x.shape[0]):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(_call(case, xi, y[i:i + 1]), xi)
+        torch.testing.assert_close(per_sample[i], g[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", SIGMOID, ids=str)
+def test_vmap_of_the_loss(case):
+    x, y = _func_inputs(case)
+    batched = torch.func.vmap(lambda z, t: _call(case, z, t))(x, y)
+    torch.testing.assert_close(batched, torch.stack([_call(case, x[i], y[i]) for i in range(6)]),
+                               rtol=1e-12, atol=1e-14)
