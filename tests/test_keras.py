@@ -79,8 +79,8 @@ def test_softmax_losses_equal_the_pytorch_core(pair, agree):
     loss = type(loss).from_config({**loss.get_config(), "reduction": None})
     agree("keras(torch): vs PyTorch core", _np(loss(t, x)), core(torch.tensor(x), torch.tensor(t)), rtol=1e-5,
           atol=1e-6)
-    dense = type(loss).from_config({**loss.get_config(), "sparse": False})
     if "sparse" in loss.get_config():
+        dense = type(loss).from_config({**loss.get_config(), "sparse": False})
         agree("keras(torch): vs PyTorch core", _np(dense(np.eye(4, dtype="float32")[t], x)),
               core(torch.tensor(x), torch.tensor(t)), rtol=1e-5, atol=1e-6)
 
@@ -125,6 +125,92 @@ def test_sample_weight_and_reductions():
     assert total == pytest.approx(float((per * w).sum()), rel=1e-5)
     mean = _np(fkk.SigmoidFocalLoss()(y, x, sample_weight=w))
     assert mean == pytest.approx(float((per * w).sum() / 16), rel=1e-5)  # Keras's sum_over_batch_size
+
+
+ALL_CLASSES = [fkk.BinaryCrossEntropy, fkk.SigmoidFocalLoss, fkk.SigmoidHardTruncationLoss,
+               fkk.SigmoidSoftTruncationLoss, fkk.GHMCLoss, fkk.CategoricalCrossEntropy,
+               fkk.SparseCategoricalCrossEntropy, fkk.SoftmaxFocalLoss, fkk.SoftmaxHardTruncationLoss,
+               fkk.SoftmaxSoftTruncationLoss, fkk.SoftmaxComplementTruncationLoss]
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
+def test_options_are_named_and_unknown_ones_raise(cls):
+    """``SigmoidFocalLoss(gama=3)`` was accepted and saved in ``get_config``; Keras raises ``TypeError``."""
+    import inspect
+
+    params = inspect.signature(cls).parameters.values()
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params)  # help() shows every option
+    with pytest.raises(TypeError, match="gama"):
+        cls(gama=3)
+    loss = cls()
+    again = cls.from_config(loss.get_config())
+    assert again.get_config() == loss.get_config()
+    assert "from_logits" in inspect.signature(cls).parameters
+
+
+@pytest.mark.parametrize("cls", [fkk.BinaryCrossEntropy, fkk.SigmoidFocalLoss, fkk.GHMCLoss],
+                         ids=lambda c: c.__name__)
+def test_rank_1_labels_with_n_by_1_predictions_are_aligned_as_keras_does(cls):
+    """``model.fit(X, y)`` passes ``y`` as ``(n,)`` and the model gives ``(n, 1)``: this was broadcast to
+    ``(n, n)``, a wrong loss without a word."""
+    x, y = _binary(n=12, c=1)
+    ours = cls(reduction=None)
+    torch.testing.assert_close(torch.as_tensor(_np(ours(y[:, 0], x))), torch.as_tensor(_np(ours(y, x))))
+    assert _np(ours(y[:, 0], x)).shape == (12,)
+    assert _np(ours(y, x[:, 0])).shape == (12,) or _np(ours(y, x[:, 0])).shape == ()
+    if cls is fkk.SigmoidFocalLoss:
+        theirs = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, from_logits=True, reduction=None)
+        torch.testing.assert_close(torch.as_tensor(_np(ours(y[:, 0], x))), torch.as_tensor(_np(theirs(y[:, 0], x))),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_mismatched_shapes_raise_like_keras():
+    x = np.zeros((3, 3), dtype="float32")
+    y = np.zeros((3, 1), dtype="float32")
+    with pytest.raises(ValueError, match="must have the same shape"):
+        keras.losses.BinaryCrossentropy(from_logits=True)(y, x)
+    with pytest.raises(ValueError, match=r"SigmoidFocalLoss: y_true and y_pred must have the same shape. "
+                                         r"Received: y_true.shape=\(3, 1\), y_pred.shape=\(3, 3\)"):
+        fkk.SigmoidFocalLoss()(y, x)
+    with pytest.raises(ValueError, match="CategoricalCrossEntropy: y_true"):
+        fkk.CategoricalCrossEntropy()(np.zeros((3, 4), dtype="float32"), x)
+    with pytest.raises(ValueError, match="SparseCategoricalCrossEntropy: sparse y_true"):
+        fkk.SparseCategoricalCrossEntropy()(np.zeros((4,), dtype="int64"), x)
+    with pytest.raises(ValueError, match="alpha must have one value per class"):
+        fkk.SoftmaxFocalLoss(alpha=[0.5, 0.5])(np.eye(3, dtype="float32"), x)
+
+
+@pytest.mark.parametrize("cls", [fkk.SparseCategoricalCrossEntropy,
+                                 lambda **k: fkk.SoftmaxFocalLoss(sparse=True, **k)], ids=["ce", "focal"])
+def test_sparse_labels_shaped_n_by_1(cls):
+    """Sparse labels shaped ``(n, 1)`` (as Keras's own sparse losses take them) crashed."""
+    x, t = _multi()
+    a = _np(cls(reduction=None)(t[:, None], x))
+    b = _np(cls(reduction=None)(t, x))
+    np.testing.assert_allclose(a, b)
+    k = _np(keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(t[:, None], x))
+    if cls is fkk.SparseCategoricalCrossEntropy:
+        np.testing.assert_allclose(a, k, rtol=1e-5, atol=1e-6)
+
+
+def test_model_fit_with_rank_1_labels_learns_like_keras():
+    """The issue's case: ``model.fit(X, y)`` with ``y`` of shape ``(n,)``; focal loss trained through focalkit
+    reaches the AP of Keras's own focal loss (0.21 against 0.89 before the fix)."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 6)).astype("float32")
+    y = ((X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=600)) > 1.3).astype("float32")
+    aps = {}
+    for name, loss in [("focalkit", fkk.SigmoidFocalLoss()),
+                       ("keras", keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, from_logits=True))]:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
+        model.fit(X[:400], y[:400], epochs=15, batch_size=64, verbose=0)
+        aps[name] = average_precision_score(y[400:], _np(model.predict(X[400:], verbose=0))[:, 0])
+    assert aps["focalkit"] > 0.8
+    assert abs(aps["focalkit"] - aps["keras"]) < 0.05, aps
 
 
 def test_bad_options_raise_like_the_torch_face():

@@ -5,11 +5,18 @@ They run on every Keras backend (JAX, TensorFlow, PyTorch), follow Keras's conve
 drop into ``model.compile(loss=...)``; saved models reload them (they are registered as
 serializable under the package name ``focalkit``).
 
+**Logits by default.** Unlike Keras's own losses, ``from_logits`` defaults to ``True``: the model ends
+in a linear layer. A model whose last layer is a sigmoid or softmax must pass ``from_logits=False``
+(otherwise its probabilities are read as logits, silently a different loss).
 ``from_logits=False`` (probabilities in) is handled without Keras's clip-then-log: probabilities
 are turned into logits, ``log p − log1p(−p)`` (sigmoid) or ``log p`` (softmax), with ``p`` kept
 inside the open unit interval only by the float type's own limits, and the loss is then computed
 from logits like everything else.
 
+**Shapes follow Keras.** ``y_true`` and ``y_pred`` whose ranks differ by a trailing axis of size 1 are
+aligned as Keras's losses align them (``(n,)`` labels with ``(n, 1)`` predictions, as ``model.fit(X, y)``
+passes them); other mismatches raise ``ValueError``, as Keras does. Sparse losses take class ids shaped
+``(n,)`` or ``(n, 1)``. Options are named arguments; an unknown one is a ``TypeError``.
 Element-wise losses are averaged over the last axis (as Keras's own binary losses do) before the
 reduction: ``reduction=None`` returns one value per sample. GHM-C is stateless here
 (``GHMCLoss(bins=...)`` uses each batch's histogram): a running histogram updated inside a loss is
@@ -116,13 +123,48 @@ def _probabilities_to_logits(p: Any) -> Any:
     return K.log(p) - K.log1p(-p)
 
 
-class _Base(keras.losses.Loss):
-    """Keras conventions shared by every focalkit loss; subclasses define ``_options`` and ``_elementwise``."""
+def _shape(t: Any) -> tuple[Any, ...]:
+    return tuple(t.shape)
 
-    def __init__(self, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = None, dtype: str | None = None, **options: Any) -> None:
+
+def align_ranks(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Keras's rule for targets and predictions whose ranks differ by one (its losses apply it before the
+    formula): a trailing axis of size 1 is squeezed, or a rank-1 tensor is given one, so that ``(n,)``
+    labels with ``(n, 1)`` predictions become ``(n, 1)`` and ``(n, 1)`` with ``(n,)`` become ``(n,)``."""
+    r_true, r_pred = len(y_true.shape), len(y_pred.shape)
+    if r_true == r_pred + 1 and y_true.shape[-1] == 1:
+        if r_pred == 1:
+            y_pred = K.expand_dims(y_pred, -1)
+        else:
+            y_true = K.squeeze(y_true, -1)
+    elif r_pred == r_true + 1 and y_pred.shape[-1] == 1:
+        if r_true == 1:
+            y_true = K.expand_dims(y_true, -1)
+        else:
+            y_pred = K.squeeze(y_pred, -1)
+    return y_true, y_pred
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Shapes equal where both are known (a symbolic batch axis is ``None``)."""
+    return len(a) == len(b) and all(u is None or v is None or u == v for u, v in zip(a, b, strict=True))
+
+
+def _shape_error(name: str, expected: str, y_true: Any, y_pred: Any) -> ValueError:
+    return ValueError(f"{name}: {expected}. Received: y_true.shape={_shape(y_true)}, y_pred.shape={_shape(y_pred)}")
+
+
+class _Base(keras.losses.Loss):
+    """Keras conventions shared by every focalkit loss; subclasses define ``_elementwise`` (sigmoid) or a
+    ``family`` (softmax), and their ``__init__`` lists every option by name (unknown ones are a
+    ``TypeError``, as in Keras)."""
+
+    def __init__(self, *, from_logits: bool, reduction: str | None, name: str | None, dtype: str | None,
+                 **options: Any) -> None:
         super().__init__(name=name or type(self).__name__, reduction=reduction, dtype=dtype)
-        self.from_logits = bool(from_logits)
+        if not isinstance(from_logits, bool):
+            raise TypeError(f"{type(self).__name__}: from_logits must be True or False. Received: {from_logits!r}")
+        self.from_logits = from_logits
         self._options = options
         self._check()
 
@@ -154,7 +196,10 @@ class _SigmoidBase(_Base):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         x = K.convert_to_tensor(y_pred)
-        y = K.cast(y_true, x.dtype)
+        y = K.cast(K.convert_to_tensor(y_true), x.dtype)
+        y, x = align_ranks(y, x)
+        if not _same(_shape(y), _shape(x)):
+            raise _shape_error(type(self).__name__, "y_true and y_pred must have the same shape", y, x)
         if not self.from_logits:
             x = _probabilities_to_logits(x)
         eps = self._options.get("label_smoothing", 0.0)
@@ -171,52 +216,72 @@ class _SigmoidBase(_Base):
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class BinaryCrossEntropy(_SigmoidBase):
-    """``−y log σ(x) − (1−y) log σ(−x)``, smoothing ``y ← y(1−ε) + ε/2``; :func:`focalkit.binary_cross_entropy`."""
+    """``−y log σ(x) − (1−y) log σ(−x)``, smoothing ``y ← y(1−ε) + ε/2``; :func:`focalkit.binary_cross_entropy`.
 
-    def __init__(self, *, label_smoothing: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(label_smoothing=label_smoothing, **kwargs)
+    ``y_true`` and ``y_pred`` have one shape, or ranks that differ by a trailing axis of size 1 (Keras's
+    rule: ``(n,)`` labels with ``(n, 1)`` predictions); the element losses are averaged over the last axis.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class SigmoidFocalLoss(_SigmoidBase):
     """``α_t (1 − p_t)^γ · BCE``; :func:`focalkit.sigmoid_focal_loss`. Keras's
-    ``BinaryFocalCrossentropy(apply_class_balancing=True, alpha=α)`` is the same loss."""
+    ``BinaryFocalCrossentropy(apply_class_balancing=True, alpha=α)`` is the same loss. Shapes as in
+    :class:`BinaryCrossEntropy`."""
 
     family = "focal"
 
-    def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0,
-                 **kwargs: Any) -> None:
-        super().__init__(alpha=alpha, gamma=gamma, label_smoothing=label_smoothing, **kwargs)
+    def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, *,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, alpha=alpha,
+                         gamma=gamma, label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class SigmoidHardTruncationLoss(_SigmoidBase):
-    """``−y θ(m−p) log p − (1−y) θ(p−1+m) log(1−p)``; :func:`focalkit.sigmoid_hard_truncation_loss`."""
+    """``−y θ(m−p) log p − (1−y) θ(p−1+m) log(1−p)``; :func:`focalkit.sigmoid_hard_truncation_loss`. Shapes as
+    in :class:`BinaryCrossEntropy`."""
 
     family = "hard"
 
-    def __init__(self, *, threshold: float = 0.5, label_smoothing: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(threshold=threshold, label_smoothing=label_smoothing, **kwargs)
+    def __init__(self, threshold: float = 0.5, label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, threshold=threshold,
+                         label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class SigmoidSoftTruncationLoss(_SigmoidBase):
-    """``−y σ(−Kx) log σ(x) − (1−y) σ(Kx) log σ(−x)``; :func:`focalkit.sigmoid_soft_truncation_loss`."""
+    """``−y σ(−Kx) log σ(x) − (1−y) σ(Kx) log σ(−x)``; :func:`focalkit.sigmoid_soft_truncation_loss`. Shapes as
+    in :class:`BinaryCrossEntropy`."""
 
     family = "soft"
 
-    def __init__(self, *, k: float = 1.0, label_smoothing: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(k=k, label_smoothing=label_smoothing, **kwargs)
+    def __init__(self, k: float = 1.0, label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, k=k,
+                         label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class GHMCLoss(_SigmoidBase):
-    """GHM-C with this batch's gradient-norm histogram (stateless); :func:`focalkit.ghmc_loss`."""
+    """GHM-C with this batch's gradient-norm histogram (stateless); :func:`focalkit.ghmc_loss`. Shapes as in
+    :class:`BinaryCrossEntropy`."""
 
     family = "ghmc"
 
-    def __init__(self, *, bins: int = 10, **kwargs: Any) -> None:
-        super().__init__(bins=bins, **kwargs)
+    def __init__(self, bins: int = 10, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, bins=bins)
 
     def _elementwise(self, x: Any, y: Any) -> Any:
         bins = self._options["bins"]
@@ -229,11 +294,44 @@ class GHMCLoss(_SigmoidBase):
 
 
 class _SoftmaxBase(_Base):
+    """Classes on the last axis. ``sparse=False``: ``y_true`` one-hot or probabilities shaped like ``y_pred``;
+    ``sparse=True``: integer class ids shaped like ``y_pred`` without its last axis, or with it at size 1
+    (``(n, 1)`` labels, as Keras's sparse losses take them)."""
+
     family = "ce"
-    sparse = False
+
+    def __init__(self, *, sparse: bool, from_logits: bool, reduction: str | None, name: str | None,
+                 dtype: str | None, **options: Any) -> None:
+        if not isinstance(sparse, bool):
+            raise TypeError(f"{type(self).__name__}: sparse must be True or False. Received: {sparse!r}")
+        self.sparse = sparse
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, **options)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if type(self) is not SparseCategoricalCrossEntropy and type(self) is not CategoricalCrossEntropy:
+            config["sparse"] = self.sparse
+        return config
+
+    def _targets(self, y_true: Any, x: Any) -> Any:
+        name = type(self).__name__
+        y = K.convert_to_tensor(y_true)
+        if self.sparse:
+            if len(y.shape) == len(x.shape) and y.shape[-1] == 1:
+                y = K.squeeze(y, -1)
+            if not _same(_shape(y), _shape(x)[:-1]):
+                raise _shape_error(name, "sparse y_true must have the shape of y_pred without its last (class) "
+                                         "axis, or with it at size 1", y, x)
+            return y
+        y, x2 = align_ranks(y, x)
+        if not _same(_shape(y), _shape(x2)):
+            raise _shape_error(name, "y_true (one-hot or probabilities) must have the shape of y_pred; for integer "
+                                     "class ids use the sparse form", y, x2)
+        return y
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         x = K.convert_to_tensor(y_pred)
+        y_true = self._targets(y_true, x)
         if not self.from_logits:
             dtype = keras.backend.standardize_dtype(x.dtype)
             x = K.log(K.clip(x, 1e-300 if dtype == "float64" else 1e-38, 1.0))
@@ -243,6 +341,9 @@ class _SoftmaxBase(_Base):
         num_classes = x.shape[-1]
         factor = None
         if alpha is not None:
+            if isinstance(alpha, list | tuple) and len(alpha) != num_classes:
+                raise ValueError(f"{type(self).__name__}: alpha must have one value per class ({num_classes}). "
+                                 f"Received: {len(alpha)} values")
             factor = K.convert_to_tensor(list(alpha) if isinstance(alpha, list | tuple) else [alpha] * num_classes,
                                          dtype=x.dtype)
         if self.sparse and not eps:
@@ -260,49 +361,76 @@ class _SoftmaxBase(_Base):
 
 @keras.saving.register_keras_serializable(package="focalkit")
 class CategoricalCrossEntropy(_SoftmaxBase):
-    """One-hot or probability targets; :func:`focalkit.cross_entropy`."""
+    """One-hot or probability targets shaped like ``y_pred``; :func:`focalkit.cross_entropy`."""
 
-    def __init__(self, *, label_smoothing: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(label_smoothing=label_smoothing, **kwargs)
+    def __init__(self, label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=False, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
-class SparseCategoricalCrossEntropy(CategoricalCrossEntropy):
-    """Integer class ids; :func:`focalkit.cross_entropy`."""
+class SparseCategoricalCrossEntropy(_SoftmaxBase):
+    """Integer class ids, shaped ``(n,)`` or ``(n, 1)`` for ``(n, C)`` predictions; :func:`focalkit.cross_entropy`."""
 
-    sparse = True
-
-
-def _softmax_class(name: str, family: str, doc: str, defaults: dict[str, Any]):
-    def __init__(self, *, sparse: bool = False, **kwargs: Any) -> None:
-        options = {**defaults, **{k: v for k, v in kwargs.items() if k in defaults}}
-        rest = {k: v for k, v in kwargs.items() if k not in defaults}
-        self.sparse = bool(sparse)
-        _SoftmaxBase.__init__(self, **options, **rest)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**_Base.get_config(self), "sparse": self.sparse}
-
-    cls = type(name, (_SoftmaxBase,), {"family": family, "__doc__": doc, "__init__": __init__,
-                                       "get_config": get_config, "__module__": __name__})
-    return keras.saving.register_keras_serializable(package="focalkit")(cls)
+    def __init__(self, label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=True, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         label_smoothing=label_smoothing)
 
 
-SoftmaxFocalLoss = _softmax_class(
-    "SoftmaxFocalLoss", "focal",
-    "``−Σ_c α_c q_c (1 − p_c)^γ log p_c`` (one-hot, probability or, with ``sparse=True``, integer targets); "
-    ":func:`focalkit.softmax_focal_loss`. Keras's ``CategoricalFocalCrossentropy(alpha=α)`` is the same loss "
-    "for a scalar α.",
-    {"alpha": None, "gamma": 2.0, "label_smoothing": 0.0})
-SoftmaxHardTruncationLoss = _softmax_class(
-    "SoftmaxHardTruncationLoss", "hard", "``−θ(m − p_t) log p_t``; :func:`focalkit.softmax_hard_truncation_loss`.",
-    {"threshold": 0.5, "label_smoothing": 0.0})
-SoftmaxSoftTruncationLoss = _softmax_class(
-    "SoftmaxSoftTruncationLoss", "soft",
-    "``−softmax(−Kx)_t log p_t`` (the article's form); :func:`focalkit.softmax_soft_truncation_loss`.",
-    {"k": 1.0, "label_smoothing": 0.0})
-SoftmaxComplementTruncationLoss = _softmax_class(
-    "SoftmaxComplementTruncationLoss", "complement",
-    "``−(1 − softmax(Kx)_t) log p_t`` (a reader's variant); "
-    ":func:`focalkit.softmax_soft_truncation_loss` with ``weighting='complement'``.",
-    {"k": 1.0, "label_smoothing": 0.0})
+@keras.saving.register_keras_serializable(package="focalkit")
+class SoftmaxFocalLoss(_SoftmaxBase):
+    """``−Σ_c α_c q_c (1 − p_c)^γ log p_c`` (one-hot, probability or, with ``sparse=True``, integer targets);
+    :func:`focalkit.softmax_focal_loss`. Keras's ``CategoricalFocalCrossentropy(alpha=α)`` is the same loss for
+    a scalar α. ``alpha``: ``None``, a scalar for every class, or a list with one value per class."""
+
+    family = "focal"
+
+    def __init__(self, alpha: float | list[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0,
+                 *, sparse: bool = False, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, dtype: str | None = None) -> None:
+        super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SoftmaxHardTruncationLoss(_SoftmaxBase):
+    """``−θ(m − p_t) log p_t``; :func:`focalkit.softmax_hard_truncation_loss`."""
+
+    family = "hard"
+
+    def __init__(self, threshold: float = 0.5, label_smoothing: float = 0.0, *, sparse: bool = False,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         threshold=threshold, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SoftmaxSoftTruncationLoss(_SoftmaxBase):
+    """``−softmax(−Kx)_t log p_t`` (the article's form); :func:`focalkit.softmax_soft_truncation_loss`."""
+
+    family = "soft"
+
+    def __init__(self, k: float = 1.0, label_smoothing: float = 0.0, *, sparse: bool = False,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, k=k,
+                         label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SoftmaxComplementTruncationLoss(_SoftmaxBase):
+    """``−(1 − softmax(Kx)_t) log p_t`` (a reader's variant); :func:`focalkit.softmax_soft_truncation_loss` with
+    ``weighting='complement'``."""
+
+    family = "complement"
+
+    def __init__(self, k: float = 1.0, label_smoothing: float = 0.0, *, sparse: bool = False,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, k=k,
+                         label_smoothing=label_smoothing)
