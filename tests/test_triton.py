@@ -143,6 +143,18 @@ def test_triton_handles_bool_targets_ignore_index_and_positives(monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.uint8])
+def test_low_precision_targets_with_ignore_index(dtype, monkeypatch):
+    """A bf16 target with ``ignore_index`` failed in the interpreter (``y != 255`` on a bf16 ``y``)."""
+    case = Case("sigmoid_focal_loss", fk.sigmoid_focal_loss, fk.SigmoidFocalLoss, "sigmoid")
+    x, y, _ = _inputs(case, (8, 6), dtype=torch.float32)
+    target = torch.where(y[:, :1] > 0.5, 255.0, y).to(dtype)
+    expected = _run(case, x, target, None, "mean", "0", monkeypatch, ignore_index=255)
+    actual = _run(case, x, target, None, "mean", "always", monkeypatch, ignore_index=255)
+    for a, b in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize(("shape", "w_shape", "pw_shape", "merged"), [
     ((12, 5), (12, 1), (5,), (12, 5)),
     ((2, 3, 4, 5), (2, 1, 4, 5), (3, 1, 1), (2, 3, 20)),
