@@ -177,3 +177,62 @@ def test_sample_weights_multiply_gradient_and_hessian():
     g0, h0 = objective(y, x)
     np.testing.assert_allclose(g, g0 * w)
     np.testing.assert_allclose(h, h0 * w)
+
+
+@pytest.mark.parametrize("labels", [[0, 3, 0, 3], [-1, 1, 1, -1], [0, 1, np.nan, 1]], ids=str)
+@pytest.mark.parametrize("make", [gbm.bce_objective, gbm.focal_objective, gbm.ghmc_objective,
+                                  gbm.soft_truncation_objective, gbm.hard_truncation_objective],
+                         ids=lambda f: f.__name__)
+def test_sigmoid_objectives_reject_labels_outside_0_1(make, labels):
+    """{0, 3} or {−1, 1} gave meaningless gradients without a word."""
+    if np.isfinite(labels).all():  # XGBoost refuses a NaN label itself
+        dtrain = xgb.DMatrix(np.zeros((4, 2)), label=np.asarray(labels, dtype=float))
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 1\].*got labels \{"):
+            make()(np.zeros(4), dtrain)
+    with pytest.raises(ValueError, match="labels must be in"):
+        make()(np.asarray(labels, dtype=float), np.zeros(4))  # sklearn style (y_true, y_pred)
+
+
+def test_sigmoid_objective_names_the_labels_it_saw():
+    with pytest.raises(ValueError, match=r"focal_objective: labels must be in \[0, 1\] .*got labels \{-1, 1\}"):
+        gbm.focal_objective()(np.array([-1.0, 1.0, 1.0]), np.zeros(3))
+
+
+def test_sigmoid_objective_rejects_multi_column_scores():
+    with pytest.raises(ValueError, match=r"one margin per label \(4\); got 12 values"):
+        gbm.focal_objective()(np.array([0.0, 1.0, 1.0, 0.0]), np.zeros((4, 3)))
+
+
+def test_softmax_objective_rejects_bad_labels_and_widths():
+    objective = gbm.softmax_focal_objective(3)
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\) \(num_class=3\); got labels \{0, 1, 3\}"):
+        objective(np.array([0.0, 1.0, 3.0]), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\).*got labels \{0, 0.5\}"):
+        objective(np.array([0.0, 0.5]), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"num_class=3 scores per label \(2 × 3\); got 4 values"):
+        objective(np.array([0.0, 1.0]), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="num_class must be >= 2"):
+        gbm.softmax_focal_objective(1)
+    with pytest.raises(ValueError, match=r"alpha must have one value per class \(3\); got 2"):
+        gbm.softmax_focal_objective(3, alpha=[0.5, 0.5])
+
+
+def test_softmax_objective_takes_flat_scores_as_older_xgboost_passes_them():
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    t = np.array([0.0, 1.0, 2.0, 1.0, 0.0])
+    g1, _ = gbm.softmax_focal_objective(3)(t, x)
+    g2, _ = gbm.softmax_focal_objective(3)(t, x.reshape(-1))
+    np.testing.assert_array_equal(g1, g2)
+
+
+def test_lightgbm_predict_proba_with_a_custom_objective_is_raw_as_the_readme_says():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 0.5).astype(float)
+    clf = lgb.LGBMClassifier(objective=gbm.focal_objective(), n_estimators=10, verbose=-1).fit(X, y)
+    raw = clf.predict(X, raw_score=True)
+    assert (raw < 0).any()  # margins, not probabilities
+    with pytest.warns(UserWarning, match="Returning raw scores"):
+        np.testing.assert_allclose(np.asarray(clf.predict_proba(X)).reshape(-1)[: len(raw)], raw)
+    proba = gbm.predict_proba(raw)[:, 1]
+    assert ((proba > 0) & (proba < 1)).all()

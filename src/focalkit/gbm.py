@@ -87,6 +87,25 @@ class Objective:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"focalkit.gbm.Objective({self.family!r}, {opts})"
 
+    @property
+    def _name(self) -> str:
+        return f"{self.family}_objective"
+
+    def check(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Raw scores as the formula takes them, after checking the labels and the scores' width: a label
+        outside [0, 1] (``{0, 3}``, ``{−1, 1}``) or a multi-class score matrix would give meaningless
+        gradients."""
+        finite = bool(np.all(np.isfinite(labels)))
+        if labels.size and not (finite and labels.min() >= 0.0 and labels.max() <= 1.0):
+            raise ValueError(f"{self._name}: labels must be in [0, 1] (0/1 or soft labels); got labels "
+                             f"{_show(np.unique(labels))}. Map the classes to 0 and 1, or use softmax_focal_objective for "
+                             "more than two classes.")
+        if raw.size != labels.size:
+            raise ValueError(f"{self._name}: predictions must hold one margin per label ({labels.size}); got "
+                             f"{raw.size} values (shape {raw.shape}). For multi-class scores use "
+                             "softmax_focal_objective(num_class=...).")
+        return raw.reshape(labels.shape)
+
     # the math: subclasses of behaviour by family
     def terms(self, raw: np.ndarray, labels: np.ndarray, order: int) -> tuple[np.ndarray, Any, Any]:
         if self.family == "ghmc":
@@ -96,7 +115,9 @@ class Objective:
 
     def __call__(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
         preds, labels, weights, _ = _labels_weights(a, b)
-        _, grad, hess = self.terms(preds, labels, order=2)
+        _, grad, hess = self.terms(self.check(preds, labels), labels, order=2)
+        if type(self) is Objective:  # one margin per label: the gradient in the shape the library passed
+            grad, hess = grad.reshape(preds.shape), hess.reshape(preds.shape)
         hess = np.maximum(hess, self.hess_floor)
         if weights is not None:
             w = weights.reshape(-1, *([1] * (grad.ndim - 1)))
@@ -104,7 +125,8 @@ class Objective:
         return grad, hess
 
     def loss(self, raw: Any, labels: Any, weights: Any = None) -> float:
-        value = self.terms(np.asarray(raw, dtype=np.float64), np.asarray(labels, dtype=np.float64), order=0)[0]
+        labels = np.asarray(labels, dtype=np.float64)
+        value = self.terms(self.check(np.asarray(raw, dtype=np.float64), labels), labels, order=0)[0]
         value = value.reshape(len(value), -1).sum(1) if value.ndim > 1 else value
         return float(np.average(value, weights=weights))
 
@@ -126,10 +148,29 @@ class Objective:
         return evaluate
 
 
+def _show(values: np.ndarray) -> str:
+    """The distinct labels seen, a few of them."""
+    shown = ", ".join(f"{v:g}" for v in values[:8])
+    return "{" + shown + (", …}" if len(values) > 8 else "}")
+
+
 class _SoftmaxObjective(Objective):
-    def terms(self, raw: np.ndarray, labels: np.ndarray, order: int) -> tuple[np.ndarray, Any, Any]:
+    @property
+    def _name(self) -> str:
+        return "softmax_focal_objective"
+
+    def check(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
         num_classes = int(self.params["num_class"])
-        raw = raw.reshape(len(labels), num_classes) if raw.ndim == 1 or raw.shape[-1] != num_classes else raw
+        if labels.size and not (np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
+                                and labels.min() >= 0 and labels.max() < num_classes):
+            raise ValueError(f"{self._name}: labels must be class ids in [0, {num_classes}) (num_class={num_classes});"
+                             f" got labels {_show(np.unique(labels))}.")
+        if raw.size != labels.size * num_classes:
+            raise ValueError(f"{self._name}: predictions must hold num_class={num_classes} scores per label "
+                             f"({labels.size} × {num_classes}); got {raw.size} values (shape {raw.shape}).")
+        return raw.reshape(len(labels), num_classes)
+
+    def terms(self, raw: np.ndarray, labels: np.ndarray, order: int) -> tuple[np.ndarray, Any, Any]:
         index = labels.astype(np.int64).reshape(-1, 1)
         alpha = self.params.get("alpha")
         qt = 1.0 if alpha is None else np.asarray(alpha, dtype=np.float64)[index]
@@ -183,7 +224,14 @@ def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float =
                             hess_floor: float = 1e-6) -> Objective:
     """Multi-class focal loss on ``[N, C]`` raw scores with the exact diagonal Hessian; ``gamma=0`` is
     multi-class cross-entropy (XGBoost's ``multi:softprob`` gradient)."""
-    from ._inputs import check_gamma
+    from ._inputs import as_class_vector, check_gamma, check_int
 
-    return _SoftmaxObjective("softmax_focal", hess_floor=hess_floor, num_class=int(num_class), alpha=alpha,
+    fn = "softmax_focal_objective"
+    num_class = check_int(fn, "num_class", num_class, low=2)
+    if alpha is not None and not isinstance(alpha, int | float):
+        vec = as_class_vector(fn, "alpha", alpha, high=1.0)
+        if vec.numel() != num_class:
+            raise ValueError(f"{fn}: alpha must have one value per class ({num_class}); got {vec.numel()}.")
+        alpha = np.asarray(alpha.detach().cpu() if hasattr(alpha, "detach") else alpha, dtype=np.float64)
+    return _SoftmaxObjective("softmax_focal", hess_floor=hess_floor, num_class=num_class, alpha=alpha,
                              gamma=check_gamma("softmax_focal_objective", gamma))
