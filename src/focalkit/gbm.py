@@ -98,8 +98,8 @@ class Objective:
         finite = bool(np.all(np.isfinite(labels)))
         if labels.size and not (finite and labels.min() >= 0.0 and labels.max() <= 1.0):
             raise ValueError(f"{self._name}: labels must be in [0, 1] (0/1 or soft labels); got labels "
-                             f"{_show(np.unique(labels))}. Map the classes to 0 and 1, or use softmax_focal_objective for "
-                             "more than two classes.")
+                             f"{_show(np.unique(labels))}. Map the classes to 0 and 1, or use "
+                             "softmax_focal_objective for more than two classes.")
         if raw.size != labels.size:
             raise ValueError(f"{self._name}: predictions must hold one margin per label ({labels.size}); got "
                              f"{raw.size} values (shape {raw.shape}). For multi-class scores use "
