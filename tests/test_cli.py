@@ -139,6 +139,98 @@ def test_python_dash_m_runs_the_command():
     assert "compare" in done.stdout
 
 
+# ---------------------------------------------------------------------------------------------- --out never destroys
+def _one_line_error(capsys, rc, *needles):
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1, err  # one line, no traceback
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize("command", [["compare", *TINY], ["curves"], ["claims", "--seeds", "1"]], ids=lambda c: c[0])
+def test_out_refuses_a_file_and_a_foreign_folder_and_leaves_them_alone(tmp_path, capsys, monkeypatch, command):
+    """``--out DIR`` replaced an existing folder wholesale, ``--out data.csv`` replaced a file by a folder,
+    ``--out .`` failed and left ``..tmp-*`` behind."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    _one_line_error(capsys, main([*command, "--out", "data.csv"]), "is a file")
+    _one_line_error(capsys, main([*command, "--out", "mine"]), "not a focalkit report")
+    _one_line_error(capsys, main([*command, "--out", "."]), "current folder")
+    _one_line_error(capsys, main([*command, "--out", "data.csv/sub"]), "is a file")
+    assert (tmp_path / "data.csv").read_text() == "a,b\n1,2\n"
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "mine"]  # nothing left behind
+
+
+def test_out_replaces_only_a_previous_report_and_only_if_it_holds_nothing_else(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["curves", "--out", str(out)]) == 0
+    marker = json.loads((out / ".focalkit-report").read_text())
+    assert sorted(marker["files"]) == sorted(p.name for p in out.glob("*.png"))
+    (out / "curve_loss_vs_pt.png").write_bytes(b"old")
+    assert main(["curves", "--out", str(out)]) == 0  # a previous report is replaced whole
+    assert (out / "curve_loss_vs_pt.png").read_bytes() != b"old"
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    _one_line_error(capsys, main(["curves", "--out", str(out)]), "did not write (notes.txt)")
+    assert (out / "notes.txt").read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["curves", "--out", str(empty)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "empty"]
+
+
+def test_unwritable_out_is_one_line(tmp_path, capsys, monkeypatch):
+    import os
+
+    from focalkit.compare import report
+
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as root, chmod would not stop us
+    _one_line_error(capsys, main(["curves", "--out", str(tmp_path / "c")]), "cannot write into")
+    monkeypatch.undo()
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(report.tempfile, "mkdtemp", refuse)
+    _one_line_error(capsys, main(["curves", "--out", str(tmp_path / "c")]), "Permission denied")
+
+
+@pytest.mark.parametrize(("device", "message"), [("cuda", "asked for CUDA"), ("cdua", "is not a torch device"),
+                                                 ("cuda:7", "CUDA"), ("meta", "not supported")])
+def test_bad_device_is_one_line(tmp_path, capsys, device, message):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("checks the message on a machine without CUDA")
+    rc = main(["compare", "--device", device, "--out", str(tmp_path / "r"), *TINY])
+    _one_line_error(capsys, rc, "--device", message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_too_small_to_split_is_one_line(tmp_path, capsys):
+    path = tmp_path / "tiny.csv"
+    path.write_text("x,y\n1,0\n2,1\n3,0\n4,0\n5,1\n6,0\n")
+    rc = main(["compare", "--data", str(path), "--target", "y", "--out", str(tmp_path / "r"), *TINY])
+    _one_line_error(capsys, rc, "too few for a stratified 60/20/20 split", "[4, 2]")
+
+
+def test_version_and_help_without_rst_markup(capsys):
+    import focalkit
+
+    with pytest.raises(SystemExit) as err:
+        main(["--version"])
+    assert err.value.code == 0
+    assert capsys.readouterr().out.strip() == f"focalkit {focalkit.__version__}"
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    assert ":func:" not in text
+    assert "digits:8@1:50" in text
+
+
 # ---------------------------------------------------------------------------------------------- curves, claims
 def test_curves_writes_the_figures(tmp_path, capsys):
     assert main(["curves", "--out", str(tmp_path / "c")]) == 0
@@ -291,4 +383,4 @@ def test_bench_prints_ratios_against_the_textbook_formula(tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_bench_on_cuda_without_a_gpu_says_so(capsys):
     assert main(["bench", "--quick", "--device", "cuda"]) == 2
-    assert "torch sees no CUDA device" in capsys.readouterr().out
+    assert "asked for CUDA, but this torch" in capsys.readouterr().err

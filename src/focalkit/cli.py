@@ -15,6 +15,40 @@ from pathlib import Path
 
 EXIT_USAGE = 2
 
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used: one line on stderr, exit code 2."""
+
+
+def check_device(text: str) -> str:
+    """``--device``: a device this torch can use, or :class:`UsageError` saying why not."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as err:
+        raise UsageError(f"--device: {text!r} is not a torch device; expected cpu, cuda, cuda:N or mps.") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no visible GPU"
+            raise UsageError(f"--device: {text!r} asked for CUDA, but this torch ({torch.__version__}) has {build}; "
+                             "use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device: {text!r}: there are {torch.cuda.device_count()} CUDA device(s).")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"--device: {text!r}: MPS is not available here; use --device cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device: {text!r} is not supported; expected cpu, cuda, cuda:N or mps.")
+    return text
+
+
+def _plain(rst: str) -> str:
+    """A docstring for ``--help``: RST literals (````x````) and roles (``:func:`x```) as plain text."""
+    import re
+
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", rst)
+    return text.replace("``", "")
+
 DESCRIPTION = """\
 Compare focalkit's losses on imbalanced data, honestly.
 
@@ -69,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .compare.data import __doc__ as data_doc
     from .compare.losses import DEFAULT_LOSSES, LOSSES
 
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="focalkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"focalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{compare,curves,claims,bench}")
 
     losses_help = "; ".join(f"{name} ({info.summary}; options {', '.join(info.defaults) or 'none'})"
@@ -79,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train the same model with each loss over paired seeds, tune each loss's "
                                      "learning rate and stopping epoch on validation AP, score the test split once, "
-                                     "and compare every loss with the baseline.\n\n" + (data_doc or ""))
+                                     "and compare every loss with the baseline.\n\n" + _plain(data_doc or ""))
     cmp.add_argument("--data", default="digits:8@1:20",
                      help="built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20), a .csv/.parquet "
                           "file, or with the [datasets] extra common:NAME (KEEL imbalanced sets, e.g. "
@@ -131,8 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from .compare.data import DataError
     from .compare.losses import SpecError
+    from .compare.report import ReportDirError, check_report_dir
 
     try:
+        if getattr(args, "device", None) is not None:
+            check_device(args.device)
+        if getattr(args, "out", None) is not None:
+            check_report_dir(args.out)  # before any work: never hours of training for a folder we must refuse
         if args.command == "compare":
             return _compare(args)
         if args.command == "curves":
@@ -145,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args)
-    except (DataError, SpecError) as err:
+    except (DataError, SpecError, ReportDirError, UsageError) as err:
         print(f"focalkit {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -190,6 +232,10 @@ def _compare(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, target=args.target, positive=args.positive, imbalance=args.imbalance)
     import numpy as np
 
+    from .compare.train import check_splittable
+
+    seeds = seeds_from(args)
+    check_splittable(data, seeds)
     counts = np.bincount(data.labels, minlength=data.num_classes).astype(float)
     for spec in specs:  # reject bad options before any training starts
         build_loss(spec, num_classes=data.num_classes, class_counts=counts)
@@ -198,7 +244,6 @@ def _compare(args: argparse.Namespace) -> int:
 
         return run_ddp_demo(data, specs[0], args.nproc, protocol_from(args, noise=args.noise), console)
     protocol = protocol_from(args, noise=args.noise)
-    seeds = seeds_from(args)
     console.print(f"[bold]focalkit compare[/] — {data.describe()}")
     console.print(f"losses: {', '.join(labels)}; baseline {baseline}; {len(seeds)} seeds; model {protocol.model}; "
                   f"lr grid {list(protocol.lrs)}; up to {protocol.max_epochs} epochs; {args.jobs} job(s)")

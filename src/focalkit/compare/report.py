@@ -1,7 +1,8 @@
 """The comparison's summary, terminal table, report folder and plots.
 
 The folder is written into a temporary sibling and moved into place at the end, so an
-interrupted run leaves no half-written report, and a rerun replaces the old one whole.
+interrupted run leaves no half-written report, and a rerun replaces the old one whole. Only a folder
+focalkit wrote (marked with ``.focalkit-report``, holding nothing else) is ever replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .metrics import METRICS
 from .stats import compare_paired
 from .train import RunResult
 
-__all__ = ["atomic_report_dir", "render_table", "summarize", "write_report"]
+__all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", "render_table", "summarize",
+           "write_report"]
 
 PRIMARY = "ap"
 
@@ -137,25 +139,93 @@ def _plain_words(summary: dict[str, Any], verdicts: list[str]) -> str:
     return " ".join(parts)
 
 
-def atomic_report_dir(out: Path):
-    """A context manager yielding a temporary folder that replaces ``out`` on success."""
+MARKER = ".focalkit-report"  # written last into every report folder: the list of files focalkit wrote there
+
+
+class ReportDirError(ValueError):
+    """An ``--out`` that focalkit must not write to; the command line turns it into exit code 2."""
+
+
+def check_report_dir(out: Path, flag: str = "--out") -> Path:
+    """``out`` resolved, if focalkit may write its report there, else :class:`ReportDirError`.
+
+    Allowed: a path that does not exist yet (its parent writable), an empty folder, or a previous
+    focalkit report (marked by :data:`MARKER`) that holds nothing but the files focalkit wrote.
+    Refused: a file, a folder with anything else in it, the current folder or one above it.
+    Checked before any work starts, and again just before the folder is replaced.
+    """
+    path = Path(out).expanduser()
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise ReportDirError(f"{flag}: {str(out)!r} is the current folder or one above it; give a new folder, "
+                             "e.g. --out focalkit-report.")
+    if resolved.exists() or resolved.is_symlink():
+        if not resolved.is_dir():
+            raise ReportDirError(f"{flag}: {str(out)!r} is a file, not a folder; focalkit does not replace files. "
+                                 "Give a new folder name.")
+        present = set(os.listdir(resolved))
+        if present:
+            written = _written_files(resolved)
+            if written is None:
+                raise ReportDirError(f"{flag}: {str(out)!r} is a folder with files in it that is not a focalkit "
+                                     "report; focalkit does not replace it. Give a new or empty folder.")
+            extra = sorted(present - written - {MARKER})
+            if extra:
+                shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
+                raise ReportDirError(f"{flag}: the previous report {str(out)!r} holds files focalkit did not write "
+                                     f"({shown}); move them, or give another folder.")
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ReportDirError(f"{flag}: {str(parent)!r} is a file, so {str(out)!r} cannot be a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportDirError(f"{flag}: cannot write into {str(parent)!r} (permission denied).")
+    return resolved
+
+
+def _written_files(folder: Path) -> set[str] | None:
+    """The files a previous report lists in its marker; ``None`` when there is no readable marker."""
+    try:
+        data = json.loads((folder / MARKER).read_text())
+        return {str(f) for f in data["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def atomic_report_dir(out: Path, flag: str = "--out"):
+    """A context manager yielding a temporary folder beside ``out`` that becomes ``out`` on success.
+
+    The folder is checked with :func:`check_report_dir` before and after the work; a previous report
+    is replaced whole (renamed aside, the new one renamed in, then the old one removed); on failure
+    the temporary folder is removed and ``out`` is untouched.
+    """
     import contextlib
 
     @contextlib.contextmanager
     def manager():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        target = check_report_dir(out, flag)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        except OSError as err:
+            raise ReportDirError(f"{flag}: cannot create a folder beside {str(out)!r}: {err.strerror or err}.") from err
         try:
             yield tmp
+            files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+            (tmp / MARKER).write_text(json.dumps({"tool": "focalkit", "files": files}, indent=1))
+            check_report_dir(out, flag)  # nothing new appeared there while we worked
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "report")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     return manager()
 

@@ -70,6 +70,22 @@ class Split:
     class_counts: np.ndarray
 
 
+def check_splittable(data: Dataset, seeds: list[int]) -> None:
+    """Raise :class:`DataError` before any training if a stratified 60/20/20 split of ``data`` is impossible
+    for one of ``seeds`` (too few rows of some class)."""
+    from .data import DataError
+
+    counts = np.bincount(data.labels, minlength=data.num_classes)
+    idx = np.arange(len(data.labels))
+    for seed in seeds:
+        try:
+            _, rest = train_test_split(idx, test_size=0.4, stratify=data.labels, random_state=seed)
+            train_test_split(rest, test_size=0.5, stratify=data.labels[rest], random_state=seed)
+        except ValueError as err:
+            raise DataError(f"--data: {len(idx)} rows (per class {counts.tolist()}) are too few for a stratified "
+                            "60/20/20 split: every class needs at least 5 rows, more for a meaningful test.") from err
+
+
 def prepare_split(data: Dataset, seed: int, *, noise: float = 0.0) -> Split:
     idx = np.arange(len(data.labels))
     train, rest = train_test_split(idx, test_size=0.4, stratify=data.labels, random_state=seed)
