@@ -84,3 +84,12 @@ def test_module_trains_a_model():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_repr_shows_every_option_the_call_receives():
+    """``SoftmaxFocalLoss``'s repr omitted α (and the others their tensors)."""
+    assert "alpha=[0.2, 0.8]" in repr(fk.SoftmaxFocalLoss(alpha=[0.2, 0.8]))
+    assert "alpha=0.3" in repr(fk.SoftmaxFocalLoss(alpha=0.3))
+    assert "pos_weight=[2.0, 3.0]" in repr(fk.BinaryCrossEntropyLoss(pos_weight=torch.tensor([2.0, 3.0])))
+    assert "class_weight=[1.0, 2.0]" in repr(fk.CrossEntropyLoss(class_weight=[1, 2]))
+    assert "gamma=2.0" in repr(fk.SigmoidFocalLoss())

@@ -298,6 +298,19 @@ def check_nonnegative(fn: str, name: str, t: Tensor) -> None:
             raise ValueError(f"{fn}: {name} must be finite and >= 0; got values in [{lo:g}, {hi:g}].")
 
 
+def _raise_target_range(fn: str, y: Tensor, lo: float, hi: float, ignore_index: int | None) -> None:
+    """The error for a sigmoid target outside [0, 1]: NaN/Inf named as such; a whole-number value above 1
+    (255 in a segmentation mask) with a hint at ``ignore_index``."""
+    if y.dtype.is_floating_point and not bool(torch.isfinite(y).all()):
+        raise ValueError(f"{fn}: target must be finite; got NaN or Inf values.")
+    extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+    hint = ""
+    if ignore_index is None and hi > 1 and float(hi).is_integer():
+        hint = (f" If {hi:g} marks elements to leave out (e.g. the 'void' pixels of a mask), pass "
+                f"ignore_index={hi:g}.")
+    raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].{hint}")
+
+
 @dataclass
 class SigmoidInputs:
     """Checked inputs of a sigmoid-family loss, as they came: the kernels convert them chunk by chunk."""
@@ -344,8 +357,7 @@ def sigmoid_inputs(
         counted = y if ignore_index is None else y.masked_fill(y == ignore_index, 0)  # no boolean compaction
         lo, hi = _range_of(counted)
         if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-            extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-            raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].")
+            _raise_target_range(fn, counted, lo, hi, ignore_index)
     w = check_sample_weight(fn, sample_weight, x.shape)
     return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), output_dtype(x), reduction, norm, eps, group)
 
@@ -435,6 +447,8 @@ def softmax_inputs(
         if value_checks_enabled() and t.numel() > 0:
             lo, hi = _range_of(t)
             if not (lo >= 0.0 and hi <= 1.0):
+                if not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"{fn}: probability target must be finite; got NaN or Inf values.")
                 raise ValueError(f"{fn}: probability target must be in [0, 1]; got values in [{lo:g}, {hi:g}].")
     else:
         if t.dtype == torch.bool or t.dtype.is_complex:

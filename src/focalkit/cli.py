@@ -100,10 +100,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .compare.data import __doc__ as data_doc
     from .compare.losses import DEFAULT_LOSSES, LOSSES
-
-    from . import __version__
 
     parser = argparse.ArgumentParser(prog="focalkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -55,7 +55,15 @@ class _Loss(nn.Module):
                                     normalizer=normalizer, **self._kwargs())
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in {**self._options, "reduction": self.reduction}.items())
+        """Every option the call receives (α, ``pos_weight`` and ``class_weight`` included), ``None`` ones left out."""
+
+        def show(v: Any) -> str:
+            if isinstance(v, Tensor):
+                return repr([round(float(a), 6) for a in v.reshape(-1)]) if v.numel() <= 8 else f"<{tuple(v.shape)}>"
+            return repr(v)
+
+        options = {k: v for k, v in self._kwargs().items() if v is not None and k != "running_counts"}
+        return ", ".join(f"{k}={show(v)}" for k, v in {**options, "reduction": self.reduction}.items())
 
 
 class BinaryCrossEntropyLoss(_Loss):
