@@ -11,7 +11,7 @@ and a target ``y ∈ [0, 1]``. ``s̄`` and ``n₊`` are computed as written on t
 ``n₋ − x``, which cancel where ``x`` is large: every term below is then a sum of terms of one sign.
 
 - cross-entropy: ``ℓ = w₊ y n₊ + (1−y) n₋``; ``ℓ' = (1−y) s − w₊ y s̄``; ``ℓ'' = (w₊ y + 1 − y) s s̄``.
-  With ``w₊ = 1``: ``ℓ = softplus(x) − x y``, ``ℓ' = s − y`` (computed as ``(1−y) s − y s̄``).
+  With ``w₊ = 1``: ``ℓ = softplus(x) − x y`` (computed as ``y n₊ + (1−y) n₋``), ``ℓ' = s − y``.
 - focal: ``ℓ = a M B`` with ``B`` the cross-entropy, ``q = 1 − p_t = y s̄ + (1 − y) s``, ``M = q^γ``,
   ``a = α y + (1−α)(1−y)``. Since ``q' = (1 − 2y) s s̄``:
   ``ℓ' = a [γ q^{γ−1} (1−2y) s s̄ B + M (s − y)]``. ``q^{γ−1}`` is a product for integer ``γ`` (no
@@ -104,13 +104,15 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``.
     """
     s = ops.sigmoid(x)
-    sbar = ops.sigmoid(-x)  # σ(−x) itself, never 1 − σ(x): exact where σ(x) rounds to 1
     n_neg = ops.softplus(x)  # −log σ(−x)
     n_pos = ops.softplus(-x)  # −log σ(x), never softplus(x) − x: that cancels for large x
     ybar = 1.0 - y
-    if (family == "bce" and pos_weight is None) or family in {"focal", "ghmc"}:
-        bce = y * n_pos + ybar * n_neg  # both terms ≥ 0: no cancellation for any y
-        dbce = ybar * s - y * sbar if order >= 1 else None  # s − y, accurate where s is near y
+    plain = (family == "bce" and pos_weight is None) or family == "ghmc"
+    # σ(−x) itself, never 1 − σ(x): exact where σ(x) rounds to 1 (not formed where nothing needs it)
+    sbar = ops.sigmoid(-x) if not plain or order >= 2 else None
+    if plain or family == "focal":
+        bce = ops.fma(ybar * n_neg, y, n_pos)  # y n₊ + (1−y) n₋: both terms ≥ 0, no cancellation for any y
+        dbce = s - y if order >= 1 else None  # as PyTorch's BCE: an absolute error of one rounding of 1
         d2bce = s * sbar if order >= 2 else None
     if family == "bce" and pos_weight is None:
         return bce, dbce, d2bce
@@ -123,7 +125,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         return beta * bce, beta * dbce if order >= 1 else None, beta * d2bce if order >= 2 else None
     if family == "focal":
         t = 1.0 - 2.0 * y
-        q = y * sbar + ybar * s  # 1 − p_t, from σ(±x): no cancellation when p_t is near 1
+        q = ops.fma(ybar * s, y, sbar)  # 1 − p_t = y σ(−x) + (1−y) σ(x): no cancellation when p_t is near 1
         m = _power(ops, q, gamma, tiny)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
         abce = a * bce

@@ -67,6 +67,10 @@ class KerasOps:
         return K.maximum(x, floor)
 
     @staticmethod
+    def fma(a: Any, b: Any, c: Any) -> Any:
+        return a + b * c
+
+    @staticmethod
     def to_bin(v: Any, bins: int) -> Any:
         return K.minimum(K.cast(v, "int32"), bins - 1)
 

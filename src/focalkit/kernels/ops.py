@@ -25,6 +25,13 @@ class TorchOps:
     sigmoid = staticmethod(torch.sigmoid)
 
     @staticmethod
+    def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``a + b · c`` in one pass (``addcmul``)."""
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and isinstance(c, torch.Tensor):
+            return torch.addcmul(a, b, c)
+        return a + b * c
+
+    @staticmethod
     def to_bin(v: torch.Tensor, bins: int) -> torch.Tensor:
         return torch.clamp_max(v.to(torch.int32), bins - 1)  # int32: a quarter of int64's conversion cost
 
@@ -120,6 +127,10 @@ class NumpyOps:
     abs = staticmethod(np.abs)
     sign = staticmethod(np.sign)
     log1p = staticmethod(np.log1p)
+
+    @staticmethod
+    def fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return a + b * c
 
     @staticmethod
     def to_bin(v: np.ndarray, bins: int) -> np.ndarray:

@@ -174,6 +174,9 @@ class TritonOps:
     def softplus(self, x: Sym) -> Sym:
         return self.maximum(x, 0.0) + self.log1p(self.exp(-self.abs(x)))
 
+    def fma(self, a: Any, b: Any, c: Any) -> Sym:
+        return a + b * c
+
     def sign(self, x: Sym) -> Sym:
         return self.where(x > 0.0, 1.0, self.where(x < 0.0, -1.0, 0.0))
 
