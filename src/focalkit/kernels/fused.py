@@ -11,7 +11,8 @@ per-element output of ``reduction="none"``, a weight that really is broadcast, a
 per element of bin index.
 
 Second derivatives (``create_graph=True``) go through autograd over the same formula, evaluated
-whole, so ``gradgradcheck`` holds as well.
+whole, so ``gradgradcheck`` holds as well; so does the whole loss when a target, a weight or a tensor
+normaliser requires a gradient, and under ``torch.func`` transforms (:func:`through_autograd`).
 
 Under ``torch.compile`` the formula is traced whole (one chunk): Inductor fuses it into one loop.
 On CUDA tensors, :func:`sigmoid_loss` and :func:`softmax_loss` hand over to the Triton kernels of
@@ -36,7 +37,8 @@ from .ops import TINY, TorchOps
 from .slices import counted as counted_elements
 from .slices import sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 
-__all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss"]
+__all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss",
+           "through_autograd"]
 
 CHUNK_ELEMENTS = 1 << 17
 
