@@ -324,13 +324,13 @@ class _SoftmaxBase(_Base):
             if len(y.shape) == len(x.shape) and y.shape[-1] == 1:
                 y = K.squeeze(y, -1)
             if not _same(_shape(y), _shape(x)[:-1]):
-                raise _shape_error(name, "sparse y_true must have the shape of y_pred without its last (class) "
-                                         "axis, or with it at size 1", y, x)
+                raise _shape_error(name, "sparse y_true and y_pred must have the same shape up to y_pred's last "
+                                         "(class) axis, which y_true lacks or has at size 1", y, x)
             return y
         y, x2 = align_ranks(y, x)
         if not _same(_shape(y), _shape(x2)):
-            raise _shape_error(name, "y_true (one-hot or probabilities) must have the shape of y_pred; for integer "
-                                     "class ids use the sparse form", y, x2)
+            raise _shape_error(name, "y_true (one-hot or probabilities) and y_pred must have the same shape; for "
+                                     "integer class ids use the sparse form", y, x2)
         return y
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
