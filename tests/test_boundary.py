@@ -164,6 +164,21 @@ def test_gradient_is_sigma_minus_y_to_one_rounding_as_in_torch():
     torch.testing.assert_close(x.grad, xr.grad, rtol=0, atol=2 ** -24)
 
 
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_focal_gradient_of_confident_logits_is_accurate(gamma):
+    """Focal loss lives in the tail where ``σ(x) − y`` cancels: its gradient there came out a factor
+    γ/(γ+1) too small (x = 17, γ = 2: 1.42e-22 against 2.13e-22)."""
+    x = torch.tensor([-30.0, -17.0, -8.0, 8.0, 17.0, 30.0], requires_grad=True)
+    for label in (0.0, 1.0):
+        y = torch.full_like(x, label)
+        (g,) = torch.autograd.grad(fk.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma, reduction="sum"), x)
+        xd = x.detach().double().requires_grad_(True)
+        n_pos, n_neg, s, sbar = _true_terms(xd)
+        q = label * sbar + (1 - label) * s
+        (true,) = torch.autograd.grad((q ** gamma * (label * n_pos + (1 - label) * n_neg)).sum(), xd)
+        torch.testing.assert_close(g.double(), true, rtol=1e-5, atol=0)
+
+
 # ------------------------------------------------------------------------- 4. autocast returns float32
 @pytest.mark.parametrize("case", ALL, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

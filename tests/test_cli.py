@@ -112,6 +112,7 @@ def test_bad_specs_and_data_exit_2(tmp_path, capsys, args, message):
         ("a,y\n1,0\n2,1\n", [], "--target: name the label column"),
         ("a,y\n1,0\n2,1\n", ["--target", "y", "--positive", "7"], "--positive: '7' is not a value"),
         ("\x00\x01garbage", ["--target", "y"], "cannot read"),
+        ("a,b,y\n1,inf,0\n2,3,1\n", ["--target", "y"], "infinite values in column(s) ['b']"),
     ],
 )
 def test_bad_data_files_exit_2(tmp_path, capsys, content, args, message):
@@ -178,8 +179,10 @@ def test_out_replaces_only_a_previous_report_and_only_if_it_holds_nothing_else(t
     _one_line_error(capsys, main(["curves", "--out", str(out)]), "did not write (notes.txt)")
     assert (out / "notes.txt").read_text() == "mine"
     empty = tmp_path / "empty"
-    empty.mkdir()
+    empty.mkdir(mode=0o755)
+    empty.chmod(0o755)
     assert main(["curves", "--out", str(empty)]) == 0
+    assert empty.stat().st_mode & 0o777 == 0o755  # the folder keeps its mode (mkdtemp's is 0700)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "empty"]
 
 

@@ -236,3 +236,16 @@ def test_lightgbm_predict_proba_with_a_custom_objective_is_raw_as_the_readme_say
         np.testing.assert_allclose(np.asarray(clf.predict_proba(X)).reshape(-1)[: len(raw)], raw)
     proba = gbm.predict_proba(raw)[:, 1]
     assert ((proba > 0) & (proba < 1)).all()
+
+
+@pytest.mark.parametrize(("make", "error", "message"), [
+    (lambda: gbm.ghmc_objective(bins=0), ValueError, "ghmc_objective: bins must be >= 1; got 0"),
+    (lambda: gbm.ghmc_objective(bins=2.5), TypeError, "ghmc_objective: bins must be an integer; got 2.5"),
+    (lambda: gbm.hard_truncation_objective(threshold=2), ValueError, r"threshold must be in \(0, 1\]; got 2"),
+    (lambda: gbm.hard_truncation_objective(threshold=0), ValueError, r"threshold must be in \(0, 1\]; got 0"),
+    (lambda: gbm.soft_truncation_objective(k=-1), ValueError, r"k must be in \[0, inf\); got -1"),
+    (lambda: gbm.bce_objective(pos_weight=-2), ValueError, r"pos_weight must be in \[0, inf\); got -2"),
+])
+def test_objective_options_are_checked_like_the_torch_losses(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -133,6 +133,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         if order == 0:
             return loss, None, None
         dq = t * s * sbar
+        dbce = ybar * s - y * sbar  # s − y from σ(±x): focal's gradient is all in the tail where s − y cancels
         if gamma == 0:
             grad = a * dbce
         else:

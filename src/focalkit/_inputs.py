@@ -105,8 +105,10 @@ def check_number(
     """A finite real number in a (half-)open or closed interval."""
     if isinstance(value, Tensor) and value.ndim == 0 and not value.dtype.is_complex:
         value = value.item()
-    if not _is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+    if not _is_real(value):
         raise TypeError(f"{fn}: {name} must be a finite real number; got {value!r}.")
+    if not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise ValueError(f"{fn}: {name} must be a finite real number; got {value!r}.")
     v = float(value)  # type: ignore[arg-type]
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
@@ -166,6 +168,9 @@ def as_class_vector(fn: str, name: str, value: object, *, high: float | None = N
 
 
 def check_alpha_binary(fn: str, alpha: object) -> float | None:
+    if _is_real(alpha) and alpha == -1:  # torchvision's sentinel
+        raise ValueError(f"{fn}: alpha must be in [0, 1] or None; got -1. torchvision's alpha=-1 (no weighting) "
+                         "is alpha=None here.")
     return None if alpha is None else check_number(fn, "alpha", alpha, low=0.0, high=1.0)
 
 

@@ -194,7 +194,10 @@ def _ghmc_beta(raw: np.ndarray, labels: np.ndarray, bins: int) -> np.ndarray:
 
 def bce_objective(*, pos_weight: float | None = None, hess_floor: float = 1e-6) -> Objective:
     """Cross-entropy: the same trees as XGBoost's ``binary:logistic`` and LightGBM's ``binary``."""
-    return Objective("bce", hess_floor=hess_floor, pos_weight=pos_weight)
+    from ._inputs import check_number
+
+    pw = None if pos_weight is None else check_number("bce_objective", "pos_weight", pos_weight, low=0.0)
+    return Objective("bce", hess_floor=hess_floor, pos_weight=pw)
 
 
 def focal_objective(*, alpha: float | None = 0.25, gamma: float = 2.0, hess_floor: float = 1e-6) -> Objective:
@@ -207,17 +210,24 @@ def focal_objective(*, alpha: float | None = 0.25, gamma: float = 2.0, hess_floo
 
 def soft_truncation_objective(*, k: float = 1.0, hess_floor: float = 1e-6) -> Objective:
     """Softened truncation ``−y σ(−Kx) log σ(x) − (1−y) σ(Kx) log σ(−x)``."""
-    return Objective("soft", hess_floor=hess_floor, k=float(k))
+    from ._inputs import check_number
+
+    return Objective("soft", hess_floor=hess_floor, k=check_number("soft_truncation_objective", "k", k, low=0.0))
 
 
 def hard_truncation_objective(*, threshold: float = 0.5, hess_floor: float = 1e-6) -> Objective:
     """Hard truncation: ``λ·BCE`` with ``λ`` constant per round; where ``λ = 0`` only the floor remains."""
-    return Objective("hard", hess_floor=hess_floor, threshold=float(threshold))
+    from ._inputs import check_number
+
+    m = check_number("hard_truncation_objective", "threshold", threshold, low=0.0, high=1.0, low_open=True)
+    return Objective("hard", hess_floor=hess_floor, threshold=m)
 
 
 def ghmc_objective(*, bins: int = 10, hess_floor: float = 1e-6) -> Objective:
     """GHM-C: each round's gradient-norm histogram weights the cross-entropy gradient and Hessian."""
-    return Objective("ghmc", hess_floor=hess_floor, bins=int(bins))
+    from ._inputs import check_int
+
+    return Objective("ghmc", hess_floor=hess_floor, bins=check_int("ghmc_objective", "bins", bins, low=1))
 
 
 def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float = 2.0,

@@ -50,7 +50,7 @@ class _Loss(nn.Module):
         return dict(self._options)
 
     def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
-                normalizer: float | Tensor | None = None) -> Tensor:
+                normalizer: float | Tensor | str | None = None) -> Tensor:
         return type(self)._function(logits, target, sample_weight=sample_weight, reduction=self.reduction,
                                     normalizer=normalizer, **self._kwargs())
 
@@ -236,7 +236,7 @@ class GHMCLoss(_Loss):
         return self._options["momentum"]
 
     def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
-                normalizer: float | Tensor | None = None) -> Tensor:
+                normalizer: float | Tensor | str | None = None) -> Tensor:
         opts = self._options
         loss, density = _ghmc(type(self).__name__, logits, target, bins=opts["bins"],
                               bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,

@@ -217,6 +217,10 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
     labels = values.map(lookup).to_numpy(np.int64)
     features_frame = frame.drop(columns=[target])
     numeric = features_frame.select_dtypes(include=["number", "bool"]).astype(np.float64)
+    infinite = [str(c) for c in numeric.columns if np.isinf(numeric[c].to_numpy()).any()]
+    if infinite:
+        raise DataError(f"--data: {where} has infinite values in column(s) {infinite}; replace them (or leave the "
+                        "cells empty: missing values are imputed).")
     categorical = features_frame.drop(columns=numeric.columns)
     parts, names = [numeric.to_numpy()], list(numeric.columns)
     for col in categorical.columns:  # one-hot, with a column for "missing"

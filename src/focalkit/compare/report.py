@@ -185,6 +185,12 @@ def check_report_dir(out: Path, flag: str = "--out") -> Path:
     return resolved
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _written_files(folder: Path) -> set[str] | None:
     """The files a previous report lists in its marker; ``None`` when there is no readable marker."""
     try:
@@ -209,6 +215,8 @@ def atomic_report_dir(out: Path, flag: str = "--out"):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+            mode = target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~_umask()
+            tmp.chmod(mode)  # mkdtemp makes 0700: the report gets the folder's mode, or the usual one
         except OSError as err:
             raise ReportDirError(f"{flag}: cannot create a folder beside {str(out)!r}: {err.strerror or err}.") from err
         try:
