@@ -112,7 +112,9 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     sbar = ops.sigmoid(-x) if not plain or order >= 2 else None
     if plain or family == "focal":
         bce = ops.fma(ybar * n_neg, y, n_pos)  # y n₊ + (1−y) n₋: both terms ≥ 0, no cancellation for any y
-        dbce = s - y if order >= 1 else None  # as PyTorch's BCE: an absolute error of one rounding of 1
+        # s − y: as PyTorch's BCE (an absolute error of one rounding of 1) for the plain forms; focal's
+        # gradient lives in the tail where that cancels, so it takes (1 − y) σ(x) − y σ(−x)
+        dbce = (s - y if plain else ybar * s - y * sbar) if order >= 1 else None
         d2bce = s * sbar if order >= 2 else None
     if family == "bce" and pos_weight is None:
         return bce, dbce, d2bce
@@ -133,7 +135,6 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         if order == 0:
             return loss, None, None
         dq = t * s * sbar
-        dbce = ybar * s - y * sbar  # s − y from σ(±x): focal's gradient is all in the tail where s − y cancels
         if gamma == 0:
             grad = a * dbce
         else:

@@ -230,26 +230,28 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
     return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)).to(out_dtype)
 
 
+def _ghmc_slice_bins(cfg: SigmoidConfig, x: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
+    """For a flat slice: 1 where an element is counted (else 0), and its GHM-C bin."""
+    xc, yc, w = sigmoid_prepare(TorchOps, cfg, x, y, w)
+    return counted_elements(TorchOps, xc, w, cfg.dtype), ghmc_bin_index(TorchOps, xc, yc, cfg.bins)
+
+
 def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     dtype = cfg.dtype
     bins = cfg.bins
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    wf = _flat(weight, x.shape)
     if torch._C._are_functorch_transforms_active():  # whole and out of place: a vmapped batch has its own counts
-        xc, yc, w = sigmoid_prepare(TorchOps, cfg, x.reshape(-1), y.reshape(-1), _flat(weight, x.shape))
-        counted = counted_elements(TorchOps, xc, w, dtype)
-        index = ghmc_bin_index(TorchOps, xc, yc, bins)
+        counted, index = _ghmc_slice_bins(cfg, xf, yf, wf)
         counts = torch.zeros(bins, dtype=dtype, device=x.device).scatter_add(0, index.long(), counted)
         return counts, counted.sum(), index
     counts = torch.zeros(bins, dtype=dtype, device=x.device)
     bin_index = torch.empty(x.numel(), dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
     n_valid = torch.zeros((), dtype=dtype, device=x.device)
-    xf, yf = x.reshape(-1), y.reshape(-1)
-    wf = _flat(weight, x.shape)
     chunk = _chunk(x.device, n=xf.numel()) or max(xf.numel(), 1)
     for start in range(0, xf.numel(), chunk):
         sl = slice(start, start + chunk)
-        xc, yc, w = sigmoid_prepare(TorchOps, cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
-        counted = counted_elements(TorchOps, xc, w, dtype)
-        index = ghmc_bin_index(TorchOps, xc, yc, bins)
+        counted, index = _ghmc_slice_bins(cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
         bin_index[sl] = index
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
             counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
