@@ -387,3 +387,13 @@ def test_bench_prints_ratios_against_the_textbook_formula(tmp_path, capsys):
 def test_bench_on_cuda_without_a_gpu_says_so(capsys):
     assert main(["bench", "--quick", "--device", "cuda"]) == 2
     assert "asked for CUDA, but this torch" in capsys.readouterr().err
+
+
+def test_a_file_added_in_a_subfolder_of_a_report_is_seen(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["curves", "--out", str(out)]) == 0
+    (out / "mine").mkdir()
+    (out / "mine" / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    _one_line_error(capsys, main(["curves", "--out", str(out)]), "did not write (mine, mine/notes.txt)")
+    assert (out / "mine" / "notes.txt").read_text() == "mine"

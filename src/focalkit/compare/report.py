@@ -164,9 +164,11 @@ def check_report_dir(out: Path, flag: str = "--out") -> Path:
         if not resolved.is_dir():
             raise ReportDirError(f"{flag}: {str(out)!r} is a file, not a folder; focalkit does not replace files. "
                                  "Give a new folder name.")
-        present = set(os.listdir(resolved))
+        present = {str(p.relative_to(resolved)) for p in resolved.rglob("*")}  # subfolders' contents too
         if present:
             written = _written_files(resolved)
+            if written is not None:  # with the folders that hold them
+                written |= {str(parent) for f in written for parent in Path(f).parents if str(parent) != "."}
             if written is None:
                 raise ReportDirError(f"{flag}: {str(out)!r} is a folder with files in it that is not a focalkit "
                                      "report; focalkit does not replace it. Give a new or empty folder.")
