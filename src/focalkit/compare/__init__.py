@@ -1,4 +1,10 @@
-"""Experiments behind the command line: data, training protocol, statistics, reports, plots.
+"""Experiments behind the command line: data, tasks, the comparison protocol, statistics, reports, plots.
 
-Never imported by the losses; needs the ``[cli]`` extra.
+:func:`run` compares losses on a user's own ``fit`` (see :mod:`focalkit.compare.api`). Never
+imported by the losses; needs the ``[cli]`` extra.
 """
+
+from .api import run
+from .results import Summary
+
+__all__ = ["Summary", "run"]

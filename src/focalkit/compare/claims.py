@@ -21,11 +21,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .data import load_dataset
+from .experiment import prepare, run_prepared
 from .losses import parse_spec
 from .report import atomic_report_dir, run_metadata
-from .runner import run_grid
-from .stats import bootstrap_ci, compare_paired, wilcoxon_p
+from .stats import mean_interval, paired_t_p
 
 __all__ = ["CLAIMS", "ClaimResult", "k_for_gamma", "run_claims"]
 
@@ -46,59 +45,63 @@ def _verdict_from(comparison_verdict: str, *, supported_if: str) -> str:
     return "contradicted" if comparison_verdict in {opposite, "no effect"} else "not shown"
 
 
+def _table_options(args: argparse.Namespace) -> argparse.Namespace:
+    """The claims train neural models on tables (epochs are their currency): mlp unless --model linear."""
+    model = getattr(args, "model", None)
+    if model not in (None, "mlp", "linear"):
+        from .data import DataError
+
+        raise DataError(f"--model: the claims train mlp or linear models (epochs are their evidence); got {model!r}.")
+    return argparse.Namespace(**{**vars(args), "model": model or "mlp"})
+
+
 def claim_speed(args: argparse.Namespace, console: Console) -> ClaimResult:
     """Epochs until validation AP first reaches a target, hard vs softened, one fixed learning rate."""
-    from ..cli import protocol_from, seeds_from
-
-    data = load_dataset("digits:8@1:20")
-    epochs = args.epochs or (60 if args.quick else 150)
-    lr = (args.lrs or (3e-3,))[0]
-    protocol = protocol_from(args, lrs=(lr,), patience=10**9, eval_every=1, keep_curves=False)
-    seeds = seeds_from(args)
+    options = _table_options(args)
     targets = (0.80, 0.90)
-    results = run_grid(data, [parse_spec("hard"), parse_spec("soft")], seeds, protocol, jobs=args.jobs,
-                       console=console, description="claim 1: speed", targets=targets)
-    evidence: dict[str, Any] = {"data": data.name, "lr": lr, "max_epochs": epochs, "targets": targets}
+    prepared = prepare(options, data_spec="digits:8@1:20", patience=10**9, eval_every=1, keep_curves=False,
+                       targets=targets)
+    lr = (args.lrs or (3e-3,))[0]
+    prepared.lrs = (lr,)
+    epochs = prepared.fit.protocol.max_epochs
+    summary = run_prepared(prepared, ["hard", "soft"], baseline="hard", jobs=args.jobs, console=console,
+                           description="claim 1: speed", keep=False)
+    results = summary.results
+    evidence: dict[str, Any] = {"data": prepared.data.name, "lr": lr, "max_epochs": epochs, "targets": targets}
     missing = epochs + 1  # a target never reached counts as one epoch past the budget
     verdicts = []
     for target in targets:
         hard = np.array([r.epochs_to_target.get(target, missing) for r in results if r.loss == "hard"])
         soft = np.array([r.epochs_to_target.get(target, missing) for r in results if r.loss == "soft"])
         diff = hard - soft
-        low, high = bootstrap_ci(diff)
-        p = wilcoxon_p(diff)
+        low, high = mean_interval(diff)
+        p = paired_t_p(diff)
         evidence[f"val AP >= {target}"] = {"hard_epochs": hard.tolist(), "soft_epochs": soft.tolist(),
                                           "mean_extra_epochs_for_hard": float(diff.mean()), "ci95": [low, high],
-                                          "wilcoxon_p": p}
-        verdicts.append("supported" if low > 0 and p < 0.05 else "contradicted" if high < 0 and p < 0.05
-                        else "not shown")
+                                          "t_test_p": p}
+        verdicts.append("supported" if low > 0 else "contradicted" if high < 0 else "not shown")
     verdict = "supported" if all(v == "supported" for v in verdicts) else (
         "contradicted" if "contradicted" in verdicts else "not shown")
     first = evidence[f"val AP >= {targets[-1]}"]
-    summary = (f"to reach validation AP {targets[-1]}, hard truncation took {np.median(first['hard_epochs']):.0f} "
-               f"epochs (median) against {np.median(first['soft_epochs']):.0f} for the softened loss; "
-               f"extra epochs {first['mean_extra_epochs_for_hard']:+.1f} [{first['ci95'][0]:+.1f}, "
-               f"{first['ci95'][1]:+.1f}], p = {first['wilcoxon_p']:.3f}")
-    return ClaimResult(1, "Hard truncation needs many more iterations than its softened form", verdict, summary,
+    summary_text = (f"to reach validation AP {targets[-1]}, hard truncation took {np.median(first['hard_epochs']):.0f} "
+                    f"epochs (median) against {np.median(first['soft_epochs']):.0f} for the softened loss; "
+                    f"extra epochs {first['mean_extra_epochs_for_hard']:+.1f} [{first['ci95'][0]:+.1f}, "
+                    f"{first['ci95'][1]:+.1f}], p = {first['t_test_p']:.3f}")
+    return ClaimResult(1, "Hard truncation needs many more iterations than its softened form", verdict, summary_text,
                        evidence)
 
 
 def claim_imbalance(args: argparse.Namespace, console: Console) -> ClaimResult:
-    """Focal loss and GHM-C against CE on test AP, at a mild and a strong imbalance."""
-    from ..cli import protocol_from, seeds_from
-
+    """Focal loss and GHM-C against CE on test AP: tables at a mild and a strong imbalance, and dense scenes."""
     evidence: dict[str, Any] = {}
     verdicts = []
-    seeds = seeds_from(args)
-    specs = [parse_spec("ce"), parse_spec("focal"), parse_spec("ghmc")]
-    for ratio in (10, 50):
-        data = load_dataset(f"digits:8@1:{ratio}")
-        results = run_grid(data, specs, seeds, protocol_from(args), jobs=args.jobs, console=console,
-                           description=f"claim 2: 1:{ratio}")
-        scores = {s: np.array([r.metrics["ap"] for r in results if r.loss == s]) for s in ("ce", "focal", "ghmc")}
-        comps = compare_paired(scores, "ce", margin=0.01)
-        evidence[data.name] = {c.loss: c.as_dict() for c in comps}
-        verdicts += [_verdict_from(c.verdict, supported_if="better") for c in comps]
+    options = _table_options(args)
+    for spec, model in (("digits:8@1:10", options.model), ("digits:8@1:50", options.model), ("scenes", "fcn")):
+        prepared = prepare(options, data_spec=spec, model=model)
+        summary = run_prepared(prepared, ["ce", "focal", "ghmc"], baseline="ce", margin=0.01, jobs=args.jobs,
+                               console=console, description=f"claim 2: {spec}", keep=False)
+        evidence[prepared.data.name] = {c["loss"]: c for c in summary.comparisons}
+        verdicts += [_verdict_from(c["verdict"], supported_if="better") for c in summary.comparisons]
     # supported: some comparison better and none equivalent or worse; contradicted: most of them
     # equivalent or worse; anything else is not shown
     if "supported" in verdicts and "contradicted" not in verdicts:
@@ -115,31 +118,28 @@ def claim_imbalance(args: argparse.Namespace, console: Console) -> ClaimResult:
 
 def claim_noise(args: argparse.Namespace, console: Console) -> ClaimResult:
     """GHM-C against focal loss with 20% of the training labels flipped (test labels clean)."""
-    from ..cli import protocol_from, seeds_from
-
-    data = load_dataset("digits:8@1:10")
-    seeds = seeds_from(args)
-    evidence: dict[str, Any] = {"data": data.name}
-    specs = [parse_spec("focal"), parse_spec("ghmc")]
+    options = _table_options(args)
+    evidence: dict[str, Any] = {"data": "digits:8@1:10"}
     diffs = {}
     for noise in (0.0, 0.2):
-        results = run_grid(data, specs, seeds, protocol_from(args, noise=noise), jobs=args.jobs, console=console,
-                           description=f"claim 3: noise {noise:.0%}")
-        scores = {s: np.array([r.metrics["ap"] for r in results if r.loss == s]) for s in ("focal", "ghmc")}
-        comp = compare_paired(scores, "focal", margin=0.01)[0]
-        evidence[f"noise {noise:.0%}"] = comp.as_dict()
-        diffs[noise] = scores["ghmc"] - scores["focal"]
+        prepared = prepare(options, data_spec="digits:8@1:10", noise=noise)
+        summary = run_prepared(prepared, ["focal", "ghmc"], baseline="focal", margin=0.01, jobs=args.jobs,
+                               console=console, description=f"claim 3: noise {noise:.0%}", keep=False)
+        evidence[f"noise {noise:.0%}"] = summary.comparisons[0]
+        ap = {loss: np.array([r.metrics["ap"] for r in summary.results if r.loss == loss])
+              for loss in ("focal", "ghmc")}
+        diffs[noise] = ap["ghmc"] - ap["focal"]
     noisy = evidence["noise 20%"]
     verdict = _verdict_from(noisy["verdict"], supported_if="better")
     gain = diffs[0.2] - diffs[0.0]  # does GHM-C's edge over focal grow with noise?
-    low, high = bootstrap_ci(gain)
-    evidence["noise makes GHM-C gain"] = {"mean": float(gain.mean()), "ci95": [low, high], "wilcoxon_p":
-                                         wilcoxon_p(gain)}
-    summary = (f"with 20% flipped training labels, GHM-C − focal = {noisy['mean_diff']:+.3f} AP "
-               f"[{noisy['ci_low']:+.3f}, {noisy['ci_high']:+.3f}] ({noisy['verdict']}); clean: "
-               f"{evidence['noise 0%']['mean_diff']:+.3f}; change with noise {gain.mean():+.3f} "
-               f"[{low:+.3f}, {high:+.3f}]")
-    return ClaimResult(3, "GHM-C resists outliers (label noise) that focal loss chases", verdict, summary, evidence)
+    low, high = mean_interval(gain)
+    evidence["noise makes GHM-C gain"] = {"mean": float(gain.mean()), "ci95": [low, high], "t_test_p": paired_t_p(gain)}
+    summary_text = (f"with 20% flipped training labels, GHM-C − focal = {noisy['mean_diff']:+.3f} AP "
+                    f"[{_num(noisy['ci_low'])}, {_num(noisy['ci_high'])}] ({noisy['verdict']}); clean: "
+                    f"{evidence['noise 0%']['mean_diff']:+.3f}; change with noise {gain.mean():+.3f} "
+                    f"[{low:+.3f}, {high:+.3f}]")
+    return ClaimResult(3, "GHM-C resists outliers (label noise) that focal loss chases", verdict, summary_text,
+                       evidence)
 
 
 def k_for_gamma(gamma: float, *, p_easy: float = 0.9) -> tuple[float, float]:
@@ -158,26 +158,27 @@ def k_for_gamma(gamma: float, *, p_easy: float = 0.9) -> tuple[float, float]:
 
 def claim_k_gamma(args: argparse.Namespace, console: Console) -> ClaimResult:
     """Match K to γ on an easy example, then train both: equal test AP within the margin supports the claim."""
-    from ..cli import protocol_from, seeds_from
-
     gammas = [0.5, 1.0, 2.0, 3.0, 4.0]
     fits = {g: k_for_gamma(g) for g in gammas}
     k2 = fits[2.0][0]
-    data = load_dataset("digits:8@1:20")
+    prepared = prepare(_table_options(args), data_spec="digits:8@1:20")
     specs = [parse_spec("focal:gamma=2,alpha=none"), parse_spec(f"soft:k={k2:.3f}")]
-    results = run_grid(data, specs, seeds_from(args), protocol_from(args), jobs=args.jobs, console=console,
-                       description="claim 4: K vs gamma")
-    scores = {str(s): np.array([r.metrics["ap"] for r in results if r.loss == str(s)]) for s in specs}
-    comp = compare_paired(scores, str(specs[0]), margin=0.01)[0]
+    summary = run_prepared(prepared, specs, baseline=str(specs[0]), margin=0.01, jobs=args.jobs, console=console,
+                           description="claim 4: K vs gamma", keep=False)
+    comp = summary.comparisons[0]
     evidence = {"best_k_per_gamma": {str(g): {"k": k, "rms_gap": gap} for g, (k, gap) in fits.items()},
-                "matched_at": "p = 0.9", "data": data.name, "soft_vs_focal": comp.as_dict()}
-    verdict = {"no effect": "supported", "better": "contradicted", "worse": "contradicted"}.get(comp.verdict,
-                                                                                            "not shown")
-    summary = ("K matching γ at p = 0.9: " + ", ".join(f"{g:g}→{fits[g][0]:.2f}" for g in gammas)
-               + f" (largest weight gap on easy examples {max(v[1] for v in fits.values()):.3f}); trained, softened "
-               f"K={k2:.2f} − focal γ=2 = {comp.mean_diff:+.3f} AP [{comp.ci_low:+.3f}, {comp.ci_high:+.3f}] "
-               f"({comp.verdict})")
-    return ClaimResult(4, "K of the softened loss and γ of focal loss play the same role", verdict, summary, evidence)
+                "matched_at": "p = 0.9", "data": prepared.data.name, "soft_vs_focal": comp}
+    verdict = {"no effect": "supported", "better": "contradicted", "worse": "contradicted"}.get(comp["verdict"],
+                                                                                               "not shown")
+    text = ("K matching γ at p = 0.9: " + ", ".join(f"{g:g}→{fits[g][0]:.2f}" for g in gammas)
+            + f" (largest weight gap on easy examples {max(v[1] for v in fits.values()):.3f}); trained, softened "
+            f"K={k2:.2f} − focal γ=2 = {_num(comp['mean_diff'])} AP [{_num(comp['ci_low'])}, {_num(comp['ci_high'])}] "
+            f"({comp['verdict']})")
+    return ClaimResult(4, "K of the softened loss and γ of focal loss play the same role", verdict, text, evidence)
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
 
 
 CLAIMS = [claim_speed, claim_imbalance, claim_noise, claim_k_gamma]

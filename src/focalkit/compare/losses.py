@@ -7,7 +7,6 @@ adjustment (Menon et al., 2021), the two things a practitioner would try first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,7 @@ from torch import Tensor
 
 import focalkit as fk
 
-__all__ = ["LOSSES", "LossSpec", "SpecError", "build_loss", "parse_spec"]
+__all__ = ["LOSSES", "LossSpec", "SpecError", "TrainingLoss", "build_loss", "parse_spec"]
 
 
 class SpecError(ValueError):
@@ -89,82 +88,125 @@ def parse_spec(text: str) -> LossSpec:
     return LossSpec(name, tuple(params), text.strip())
 
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
+class TrainingLoss:
+    """The loss a ``fit`` trains with: ``loss(logits, target)`` → a scalar tensor.
+
+    Layouts: with two classes the model has one logit per position, ``[N]``, ``[N, 1]``,
+    ``[N, *]`` or ``[N, 1, *]``, and ``target`` holds 0/1 shaped ``[N]`` / ``[N, *]`` (a channel
+    dimension of 1 on the logits is dropped); with ``C > 2`` classes logits are ``[N, C, *]`` and
+    ``target`` class ids ``[N, *]``. ``ignore_index`` (e.g. 255 for masks) marks positions that
+    count for nothing.
+
+    Attributes a ``fit`` may read: ``spec`` (the :class:`LossSpec`), ``name``, ``options`` (the
+    spec's options with defaults), ``num_classes``, ``binary``, ``class_counts``, ``module`` (the
+    focalkit module; GHM-C's holds its running counts) and ``ghm`` (that module for GHM-C, else
+    ``None``).
+    """
+
+    def __init__(self, spec: LossSpec, *, num_classes: int, class_counts: np.ndarray | None = None,
+                 sync: bool = False, ignore_index: int | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.num_classes = int(num_classes)
+        self.binary = self.num_classes == 2
+        self.options = spec.options(self.binary)
+        self.ignore_index = ignore_index
+        if spec.name in NEEDS_COUNTS and class_counts is None:
+            raise SpecError(f"--losses: {spec} needs the training class counts (class_counts=).")
+        self.class_counts = None if class_counts is None else np.asarray(class_counts, dtype=np.float64)
+        if self.class_counts is not None and (len(self.class_counts) != self.num_classes
+                                              or (self.class_counts < 0).any()):
+            raise SpecError(f"class_counts: expected {self.num_classes} non-negative counts; got "
+                            f"{self.class_counts.tolist()}.")
+        try:
+            if spec.name == "ghmc" and not self.binary:
+                raise SpecError("--losses: ghmc is defined for binary problems (sigmoid) only; this data has "
+                                f"{num_classes} classes.")
+            self.module = _module(spec.name, self.options, self.binary, sync, ignore_index)
+        except (ValueError, TypeError) as err:
+            if isinstance(err, SpecError):
+                raise
+            raise SpecError(f"--losses: {spec}: {err}") from err
+        self.ghm = self.module if spec.name == "ghmc" else None
+        self._weights = self._shift = None
+        if spec.name == "weighted-ce":
+            counts = self.class_counts
+            weights = (counts.sum() / (self.num_classes * np.maximum(counts, 1))) ** _num(self.options, "power", 1.0)
+            self._weights = torch.tensor(weights, dtype=torch.float32)
+        if spec.name == "logit-adjust":
+            log_prior = torch.log(torch.tensor(np.maximum(self.class_counts, 1) / max(self.class_counts.sum(), 1),
+                                               dtype=torch.float32))
+            tau = _num(self.options, "tau", 1.0)
+            self._shift = tau * ((log_prior[1] - log_prior[0]).reshape(()) if self.binary else log_prior)
+
+    def __repr__(self) -> str:
+        return f"TrainingLoss({self.spec}, num_classes={self.num_classes})"
+
+    def __str__(self) -> str:
+        return str(self.spec)
+
+    def __call__(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.binary:
+            if logits.ndim == target.ndim + 1 and logits.ndim >= 2 and logits.shape[1] == 1:
+                logits = logits.squeeze(1)
+            elif target.ndim == logits.ndim + 1 and target.ndim >= 2 and target.shape[1] == 1:
+                target = target.squeeze(1)
+        if self._shift is not None:
+            shift = self._shift.to(logits.device, logits.dtype)
+            if not self.binary:
+                shift = shift.reshape(-1, *([1] * (logits.ndim - 2)))
+            logits = logits + shift
+        labels = target
+        if self.binary:
+            target = target.to(logits.dtype)
+        if self._weights is None:
+            return self.module(logits, target)
+        ids = labels.long()
+        ignore = self.ignore_index if self.binary or self.ignore_index is not None else -100
+        if ignore is not None:
+            ids = ids.masked_fill(ids == ignore, 0)
+        return self.module(logits, target, sample_weight=self._weights.to(logits.device)[ids])
 
 
-def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray,
-               sync: bool = False) -> tuple[LossFn, torch.nn.Module | None]:
-    """The training loss ``f(logits, labels)`` for a model with one logit (binary) or ``C`` logits.
+NEEDS_COUNTS = {"weighted-ce", "logit-adjust"}
 
-    Returns the function and, for GHM-C, the module holding its state (for the histograms).
+
+def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray | None = None, sync: bool = False,
+               ignore_index: int | None = None) -> TrainingLoss:
+    """The training loss for a model with one logit (binary) or ``C`` logits (see :class:`TrainingLoss`).
+
     ``sync`` makes the loss's mean (and GHM-C's histogram) global across torch.distributed ranks.
     Raises :class:`SpecError` when focalkit rejects the options.
     """
-    binary = num_classes == 2
-    opts = spec.options(binary)
-    prior = torch.tensor(class_counts / class_counts.sum(), dtype=torch.float32)
-    try:
-        if spec.name == "ghmc" and not binary:
-            raise SpecError("--losses: ghmc is defined for binary problems (sigmoid) only; this data has "
-                            f"{num_classes} classes.")
-        module = _module(spec.name, opts, binary, sync)
-    except (ValueError, TypeError) as err:
-        if isinstance(err, SpecError):
-            raise
-        raise SpecError(f"--losses: {spec}: {err}") from err
-
-    if spec.name == "weighted-ce":
-        power = _num(opts, "power", 1.0)
-        weights = (class_counts.sum() / (num_classes * np.maximum(class_counts, 1))) ** power
-        w = torch.tensor(weights, dtype=torch.float32)
-
-        def weighted(logits: Tensor, labels: Tensor) -> Tensor:
-            return module(*_shape(logits, labels, binary), sample_weight=w.to(logits.device)[labels])
-
-        return weighted, None
-    if spec.name == "logit-adjust":
-        tau = _num(opts, "tau", 1.0)
-        log_prior = torch.log(prior)
-        shift = (log_prior[1] - log_prior[0]).reshape(1) if binary else log_prior
-
-        def adjusted(logits: Tensor, labels: Tensor) -> Tensor:
-            return module(*_shape(logits + tau * shift.to(logits.device), labels, binary))
-
-        return adjusted, None
-
-    def plain(logits: Tensor, labels: Tensor) -> Tensor:
-        return module(*_shape(logits, labels, binary))
-
-    return plain, module if spec.name == "ghmc" else None
+    return TrainingLoss(spec, num_classes=num_classes, class_counts=class_counts, sync=sync,
+                        ignore_index=ignore_index)
 
 
-def _shape(logits: Tensor, labels: Tensor, binary: bool) -> tuple[Tensor, Tensor]:
-    if binary:
-        return logits.squeeze(-1), labels.to(logits.dtype)
-    return logits, labels
-
-
-def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool) -> torch.nn.Module:
+def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool,
+            ignore_index: int | None = None) -> torch.nn.Module:
+    common: dict = {"sync": sync}
+    if ignore_index is not None:
+        common["ignore_index"] = ignore_index
     if name in {"ce", "weighted-ce", "logit-adjust"}:
         smoothing = _num(opts, "label_smoothing", 0.0)
-        return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing, sync=sync) if binary else fk.CrossEntropyLoss(
-            label_smoothing=smoothing, sync=sync)
+        return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing, **common) if binary else fk.CrossEntropyLoss(
+            label_smoothing=smoothing, **common)
     if name == "focal":
         gamma = _num(opts, "gamma", 2.0)
         if binary:
-            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], sync=sync)
-        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], sync=sync)
+            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
+        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
     if name == "hard":
         threshold = _num(opts, "threshold", 0.5)
-        return fk.SigmoidHardTruncationLoss(threshold=threshold, sync=sync) if binary else \
-            fk.SoftmaxHardTruncationLoss(threshold=threshold, sync=sync)
+        return fk.SigmoidHardTruncationLoss(threshold=threshold, **common) if binary else \
+            fk.SoftmaxHardTruncationLoss(threshold=threshold, **common)
     if name == "soft":
         k = _num(opts, "k", 1.0)
-        return fk.SigmoidSoftTruncationLoss(k=k, sync=sync) if binary else fk.SoftmaxSoftTruncationLoss(k=k, sync=sync)
+        return fk.SigmoidSoftTruncationLoss(k=k, **common) if binary else fk.SoftmaxSoftTruncationLoss(k=k, **common)
     bins = opts["bins"]
     if bins is None or float(bins) != int(bins):
         raise SpecError(f"--losses: ghmc bins must be a whole number; got {bins}.")
-    return fk.GHMCLoss(bins=int(bins), momentum=_num(opts, "momentum", 0.0), sync=sync)
+    return fk.GHMCLoss(bins=int(bins), momentum=_num(opts, "momentum", 0.0), **common)
 
 
 def _num(opts: dict[str, float | None], key: str, default: float) -> float:

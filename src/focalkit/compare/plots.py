@@ -20,9 +20,12 @@ from sklearn.metrics import precision_recall_curve
 
 import focalkit as fk
 
-from .train import RunResult
+from .results import RunResult, Summary
 
-__all__ = ["all_curves", "grad_norm_histograms", "pr_curves", "reliability", "training_curves"]
+__all__ = ["all_curves", "forest", "grad_norm_histograms", "pr_curves", "reliability", "training_curves"]
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "no effect": "tab:olive", "inconclusive": "grey",
+                   "no verdict": "grey"}
 
 
 def _losses(results: Sequence[RunResult]) -> list[str]:
@@ -35,80 +38,137 @@ def _pooled(results: Sequence[RunResult], loss: str) -> tuple[np.ndarray, np.nda
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def pr_curves(results: Sequence[RunResult], path: Path) -> None:
-    """Precision–recall of the positive (binary) or rarest (multi-class) class, test sets pooled over seeds."""
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for loss in _losses(results):
-        y, p = _pooled(results, loss)
-        cls = 1 if p.shape[1] == 2 else int(np.argmin(np.bincount(y, minlength=p.shape[1])))
-        precision, recall, _ = precision_recall_curve(y == cls, p[:, cls])
-        ax.plot(recall, precision, label=loss, lw=1.4)
-    ax.set(xlabel="recall", ylabel="precision", title="Precision–recall (test, pooled over seeds)", xlim=(0, 1),
-           ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+def _legend_outside(ax: plt.Axes, **kwargs) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def forest(summary: Summary, path: Path) -> None:
+    """Each loss's paired difference in test AP with its interval, the ±margin band and the verdict."""
+    comps = summary.comparisons
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(len(comps), 1) + 1.6))
+    m = summary.margin
+    ax.axvspan(-m, m, color="gold", alpha=0.25, lw=0, label=f"±margin ({m:g})")
+    ax.axvline(0, color="black", lw=0.8)
+    for i, c in enumerate(comps):
+        y = len(comps) - 1 - i
+        colour = VERDICT_COLOURS[c["verdict"]]
+        low, high, mean = c["ci_low"], c["ci_high"], c["mean_diff"]
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+            ax.plot([low, low], [y - 0.15, y + 0.15], color=colour, lw=1.5)
+            ax.plot([high, high], [y - 0.15, y + 0.15], color=colour, lw=1.5)
+        if mean is not None:
+            ax.plot(mean, y, "o", color=colour, ms=6)
+        ax.annotate(c["verdict"], xy=(1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=9,
+                    color=colour, fontweight="bold")
+    ax.set_yticks(range(len(comps)), [c["loss"] for c in reversed(comps)])
+    ax.set_ylim(-0.7, len(comps) - 0.3)
+    ax.set_xlabel(f"test AP − {summary.baseline} (paired over {len(summary.seeds)} seeds)")
+    level = comps[0]["level"] if comps else 0.95
+    ax.set_title(f"{summary.dataset}: difference from {summary.baseline}, {100 * level:.4g}% intervals", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.08), ncol=1, frameon=False)
+    _save(fig, path)
+
+
+def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10) -> None:
+    """Precision–recall on test, pooled over seeds: the positive class, or one panel per class (named)."""
+    losses = _losses(results)
+    y0, p0 = _pooled(results, losses[0])
+    classes = [1] if p0.shape[1] == 2 else list(range(p0.shape[1]))[:max_panels]
+    cols = min(len(classes), 5)
+    rows = (len(classes) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 2.2 if len(classes) > 1 else 7.5, 3.1 * rows + 0.4),
+                             squeeze=False)
+    for k, cls in enumerate(classes):
+        ax = axes[k // cols][k % cols]
+        for i, loss in enumerate(losses):
+            y, p = _pooled(results, loss)
+            if (y == cls).any():
+                precision, recall, _ = precision_recall_curve(y == cls, p[:, cls])
+                ax.plot(recall, precision, label=loss, lw=1.3, color=f"C{i % 10}")
+        base = float(np.mean(y0 == cls))
+        ax.axhline(base, color="grey", lw=0.8, ls=":")
+        name = "positive class (1)" if p0.shape[1] == 2 else f"class {cls}"
+        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+               title=f"{name}: {int((y0 == cls).sum())} test rows pooled", )
+        ax.title.set_fontsize(9)
+    for k in range(len(classes), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    _legend_outside(axes[0][cols - 1])
+    fig.suptitle("Precision–recall on test, pooled over seeds (dotted: the class's share)", fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 
 def reliability(results: Sequence[RunResult], path: Path, bins: int = 10) -> None:
-    """Top-label confidence against accuracy, equal-width bins, test sets pooled over seeds."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    """Top-label confidence against accuracy (equal-width bins, test pooled over seeds), and each bin's count."""
+    fig, (ax, axn) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     edges = np.linspace(0, 1, bins + 1)
-    for loss in _losses(results):
+    centres = (edges[:-1] + edges[1:]) / 2
+    for i, loss in enumerate(_losses(results)):
         y, p = _pooled(results, loss)
         conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
         index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-        xs, ys = [], []
-        for b in range(bins):
-            sel = index == b
-            if sel.sum() >= 5:
-                xs.append(conf[sel].mean())
-                ys.append(correct[sel].mean())
-        ax.plot(xs, ys, marker="o", ms=3, label=loss, lw=1.2)
-    ax.set(xlabel="confidence", ylabel="accuracy", title="Reliability (test, pooled over seeds)", xlim=(0, 1),
+        counts = np.bincount(index, minlength=bins)
+        xs = [conf[index == b].mean() for b in range(bins) if counts[b] >= 5]
+        ys = [correct[index == b].mean() for b in range(bins) if counts[b] >= 5]
+        ax.plot(xs, ys, marker="o", ms=3, label=loss, lw=1.2, color=f"C{i % 10}")
+        shown = counts > 0
+        axn.plot(centres[shown], counts[shown], marker="o", ms=3, lw=1, color=f"C{i % 10}")
+    ax.set(ylabel="accuracy", title="Reliability (test, pooled over seeds; bins with ≥ 5 rows)", xlim=(0, 1),
            ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+    axn.set(xlabel="top-label confidence", ylabel="rows per bin", yscale="log")
+    _legend_outside(ax)
+    fig.tight_layout()
     _save(fig, path)
 
 
-def training_curves(results: Sequence[RunResult], path: Path) -> None:
+def training_curves(results: Sequence[RunResult], path: Path, floor: float = 1e-6) -> None:
     """Validation AP and training loss against epochs, at each loss's chosen learning rate, first seed."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     first = min(r.seed for r in results)
-    for loss in _losses(results):
-        run = next(r for r in results if r.loss == loss and r.seed == first)
-        if not run.curve:
+    clipped = False
+    for i, loss in enumerate(_losses(results)):
+        run = next((r for r in results if r.loss == loss and r.seed == first and r.curve), None)
+        if run is None:
             continue
-        epochs, ap, train = zip(*run.curve, strict=True)
-        ax1.plot(epochs, ap, label=loss, lw=1.2)
-        ax2.plot(epochs, train, label=loss, lw=1.2)
+        epochs, ap, train = (np.asarray(v, dtype=float) for v in zip(*run.curve, strict=True))
+        clipped |= bool((train < floor).any())
+        ax1.plot(epochs, ap, label=loss, lw=1.2, color=f"C{i % 10}")
+        ax2.plot(epochs, np.maximum(train, floor), label=loss, lw=1.2, color=f"C{i % 10}")
     ax1.set(xlabel="epoch", ylabel="validation AP", title=f"Validation AP (seed {first})")
-    ax2.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss (each its own scale)")
-    ax1.legend(fontsize=8)
+    note = f" (values below {floor:g} drawn at {floor:g})" if clipped else ""
+    ax2.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss, each its own scale" + note)
+    ax2.title.set_fontsize(9)
+    _legend_outside(ax2)
+    fig.tight_layout()
     _save(fig, path)
 
 
 def grad_norm_histograms(results: Sequence[RunResult], path: Path) -> None:
-    """GHM-C runs: the histogram of g = |p − y| on the training set as training goes on."""
+    """GHM-C runs: the histogram of g = |p − y| on the training set as training goes on, one panel per epoch."""
     runs = [r for r in results if r.grad_norm_hist]
     run = min(runs, key=lambda r: r.seed)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
     snapshots = run.grad_norm_hist
     picks = sorted({0, len(snapshots) // 3, 2 * len(snapshots) // 3, len(snapshots) - 1})
-    cmap = plt.get_cmap("viridis")
-    for i, k in enumerate(picks):
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.0 * len(picks) + 0.5, 3.4), sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], picks, strict=True):
         epoch, counts = snapshots[k]
-        centres = (np.arange(len(counts)) + 0.5) / len(counts)
-        ax.plot(centres, np.maximum(counts, 0.5), marker="o", ms=3, color=cmap(i / max(len(picks) - 1, 1)),
-                label=f"epoch {epoch}")
-    ax.set(xlabel="gradient norm g = |p − y|", ylabel="training examples", yscale="log",
-           title=f"GHM-C: gradient-norm density ({run.loss}, seed {run.seed})")
-    ax.legend(fontsize=8)
+        counts = np.asarray(counts, dtype=float)
+        width = 1.0 / len(counts)
+        centres = (np.arange(len(counts)) + 0.5) * width
+        full = counts > 0  # empty bins are not drawn (a log axis has no 0)
+        ax.bar(centres[full], counts[full], width=0.9 * width, color="tab:blue")
+        ax.set(xlabel="g = |p − y|", yscale="log", xlim=(0, 1), title=f"epoch {epoch}")
+    axes[0][0].set_ylabel("training examples")
+    fig.suptitle(f"GHM-C: gradient-norm density during training ({run.loss}, seed {run.seed}; empty bins not drawn)",
+                 fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 

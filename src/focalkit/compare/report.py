@@ -21,121 +21,119 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .metrics import METRICS
-from .stats import compare_paired
-from .train import RunResult
+from .metrics import DESCRIPTIONS, LOWER_IS_BETTER
+from .results import RunResult, Summary, interval_words
 
-__all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", "render_table", "summarize",
-           "write_report"]
+__all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", "render_table", "write_report"]
 
-PRIMARY = "ap"
-
-
-def summarize(results: Sequence[RunResult], baseline: str, margin: float) -> dict[str, Any]:
-    """Per loss: mean ± sd of every metric; per loss ≠ baseline: the paired comparison on AP."""
-    losses = list(dict.fromkeys(r.loss for r in results))
-    seeds = sorted({r.seed for r in results})
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for loss in losses:
-        rows = [r for r in results if r.loss == loss]
-        table[loss] = {m: _mean_sd([r.metrics[m] for r in rows]) for m in METRICS}
-        table[loss]["chosen_lr"] = {"median": float(np.median([r.lr for r in rows]))}
-        table[loss]["chosen_epoch"] = {"median": float(np.median([r.epoch for r in rows]))}
-    scores = {loss: np.array([_metric(results, loss, s, PRIMARY) for s in seeds]) for loss in losses}
-    comparisons = compare_paired(scores, baseline, margin=margin) if baseline in scores else []
-    return {
-        "dataset": results[0].dataset if results else "",
-        "baseline": baseline,
-        "primary_metric": PRIMARY,
-        "margin": margin,
-        "seeds": seeds,
-        "metrics": table,
-        "comparisons": [c.as_dict() for c in comparisons],
-    }
+COLOURS = {"better": "green", "worse": "red", "no effect": "yellow", "inconclusive": "dim", "no verdict": "dim"}
+SHORT = {"ap": "AP", "roc_auc": "ROC-AUC", "f1": "F1", "iou": "IoU", "balanced_accuracy": "bal. acc.",
+         "minority_recall": "min. recall", "brier": "Brier ↓", "log_loss": "log-loss ↓", "ece": "ECE ↓",
+         "ece_ts": "ECE (TS) ↓"}
 
 
-def _mean_sd(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+def _fmt(value: float | None, spec: str = "+.3f") -> str:
+    return "—" if value is None or not np.isfinite(value) else format(value, spec)
 
 
-def _metric(results: Sequence[RunResult], loss: str, seed: int, metric: str) -> float:
-    return next(r.metrics[metric] for r in results if r.loss == loss and r.seed == seed)
+def _interval(c: dict[str, Any]) -> str:
+    return f"{_fmt(c['mean_diff'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
 
 
-def render_table(summary: dict[str, Any], console: Console) -> None:
+def _level_words(summary: Summary) -> str:
+    if not summary.comparisons:
+        return "95%"
+    level = summary.comparisons[0]["level"]
+    return f"{100 * level:.4g}%" + (" (Bonferroni)" if summary.adjust == "bonferroni" else "")
+
+
+def render_table(summary: Summary, console: Console) -> None:
     """Two tables that fit a terminal: the verdicts on the primary metric, then the other metrics."""
-    comps = {c["loss"]: c for c in summary["comparisons"]}
-    colours = {"better": "green", "worse": "red", "no effect": "yellow", "inconclusive": "dim"}
-    main = Table(title=f"{summary['dataset']}: test AP over {len(summary['seeds'])} paired seeds; Δ vs "
-                       f"{summary['baseline']} with bootstrap 95% CI, Wilcoxon p (Holm), margin ±{summary['margin']:g}")
-    for name in ("loss", "AP mean ± sd", "Δ AP [95% CI]", "p (Holm)", "verdict"):
+    comps = {c["loss"]: c for c in summary.comparisons}
+    kind = "t" if summary.interval == "t" else "corrected t"
+    main = Table(title=f"{summary.dataset}: test AP over {len(summary.seeds)} paired seeds; Δ vs {summary.baseline} "
+                       f"with {_level_words(summary)} {kind} interval; margin ±{summary.margin:g}")
+    for name in ("loss", "AP mean ± sd", "Δ AP [interval]", "p (Holm)", "verdict"):
         main.add_column(name, no_wrap=True)
-    for loss, stats in summary["metrics"].items():
+    for loss, stats in summary.metrics.items():
         c = comps.get(loss)
         main.add_row(
             loss, f"{stats['ap']['mean']:.3f} ± {stats['ap']['sd']:.3f}",
-            f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c else "baseline",
-            f"{c['p_value']:.3f} ({c['p_holm']:.3f})" if c else "",
-            f"[{colours[c['verdict']]}]{c['verdict']}[/]" if c else "",
+            _interval(c) if c else "baseline",
+            f"{_fmt(c['p_value'], '.3f')} ({_fmt(c['p_holm'], '.3f')})" if c else "",
+            f"[{COLOURS[c['verdict']]}]{c['verdict']}[/]" if c else "",
         )
     console.print(main)
-    other = Table(title="other test metrics (means; ↓ lower is better)")
+    others = [m for m in summary.metric_names if m != "ap"]
+    other = Table(title="other test metrics (means; ↓ lower is better; TS: after temperature scaling on validation)")
     other.add_column("loss", no_wrap=True)
-    short = {"roc_auc": "ROC-AUC", "f1": "F1", "minority_recall": "min. recall", "brier": "Brier ↓",
-             "log_loss": "log-loss ↓", "ece": "ECE ↓"}
-    for m in METRICS[1:]:
-        other.add_column(short[m], no_wrap=True, justify="right")
-    for loss, stats in summary["metrics"].items():
-        other.add_row(loss, *(f"{stats[m]['mean']:.3f}" for m in METRICS[1:]))
+    for m in others:
+        other.add_column(SHORT[m], no_wrap=True, justify="right")
+    for loss, stats in summary.metrics.items():
+        other.add_row(loss, *(_fmt(stats[m]["mean"], ".3f") for m in others))
     console.print(other)
+    undecided = [c for c in summary.comparisons if c["verdict"] in ("inconclusive", "no verdict")]
+    if any(c["verdict"] == "no verdict" for c in summary.comparisons):
+        console.print(f"[bold]no verdict[/]: {undecided[0]['reason']}.")
 
 
-def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
-    comps = {c["loss"]: c for c in summary["comparisons"]}
-    lines = [f"# focalkit compare — {summary['dataset']}", "",
-             f"Seeds: {summary['seeds']}. Primary metric: test average precision. Baseline: "
-             f"`{summary['baseline']}`. Margin for 'no effect': ±{summary['margin']:g} AP.", "",
-             "| loss | AP | Δ AP vs baseline [95% CI] | Wilcoxon p (Holm) | verdict | " +
-             " | ".join(METRICS[1:]) + " |",
-             "|---" * (5 + len(METRICS) - 1) + "|"]
-    for loss, stats in summary["metrics"].items():
+def markdown(summary: Summary, meta: dict[str, Any]) -> str:
+    comps = {c["loss"]: c for c in summary.comparisons}
+    names = summary.metric_names
+    lines = [f"# focalkit compare — {summary.dataset}", ""]
+    if summary.task:
+        lines += [f"Task: {summary.task}.", ""]
+    lines += [f"Seeds: {summary.seeds}. Primary metric: test average precision. Baseline: `{summary.baseline}`. "
+              f"Margin for 'no effect', stated before the run: ±{summary.margin:g} AP. Interval: "
+              f"{interval_words(summary)}.", ""]
+    if summary.notes:
+        lines += ["Data:", ""] + [f"- {n}" for n in summary.notes] + [""]
+    lines += ["![paired differences](forest.png)", "",
+              "| loss | AP | Δ AP vs baseline [interval] | t-test p (Holm) | verdict | why | " +
+              " | ".join(SHORT[m] for m in names[1:]) + " |",
+              "|---" * (6 + len(names) - 1) + "|"]
+    for loss, stats in summary.metrics.items():
         c = comps.get(loss)
-        diff = f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c else "—"
-        p = f"{c['p_value']:.3f} ({c['p_holm']:.3f})" if c else "—"
-        cells = [f"{stats[m]['mean']:.3f} ± {stats[m]['sd']:.3f}" for m in METRICS]
+        diff = _interval(c) if c else "—"
+        p = f"{_fmt(c['p_value'], '.3f')} ({_fmt(c['p_holm'], '.3f')})" if c else "—"
+        cells = [f"{_fmt(stats[m]['mean'], '.3f')} ± {_fmt(stats[m]['sd'], '.3f')}" for m in names]
         lines.append(f"| {loss} | {cells[0]} | {diff} | {p} | {c['verdict'] if c else 'baseline'} | "
-                     + " | ".join(cells[1:]) + " |")
-    verdicts = [c["verdict"] for c in summary["comparisons"]]
-    lines += ["", "## What this says", "",
-              _plain_words(summary, verdicts), "",
+                     f"{c['reason'] if c else ''} | " + " | ".join(cells[1:]) + " |")
+    lines += ["", "## What this says", "", _plain_words(summary), "",
               "## Protocol", "",
-              "Stratified 60/20/20 split per seed; features standardised on train; output bias at the class prior; "
-              "each loss gets its own learning rate (grid) and stopping epoch, both chosen on validation AP; the "
-              "test split is scored once. Verdicts: *better*/*worse* need the bootstrap interval to exclude 0 and "
-              "Holm-adjusted Wilcoxon p < 0.05; *no effect* needs the whole interval inside the margin; otherwise "
-              "*inconclusive*.", "",
-              "## Run", "", "```json", json.dumps(meta, indent=2, default=str), "```", ""]
+              "Each seed is a replicate: a fresh split (or the task's own split) and a fresh initialisation, shared "
+              "by every loss, so the losses are paired. Each loss gets its own learning rate (grid) and stopping "
+              "point, both chosen on validation AP; the test split is scored once, with that model. The F1 "
+              "threshold is chosen on validation.", "",
+              "Verdicts read the printed interval against the margin: *better* when the whole interval lies above "
+              "+margin, *worse* when it lies below −margin, *no effect* when it lies inside ±margin, *inconclusive* "
+              "otherwise; fewer than 3 seeds give *no verdict*. The t-test p-values (Holm-adjusted across the "
+              "comparisons) are information; the verdicts do not use them.", "",
+              "Metrics: " + "; ".join(f"{SHORT[m]}: {DESCRIPTIONS[m]}" for m in names) + ". "
+              + ("↓ marks metrics where lower is better (" + ", ".join(sorted(LOWER_IS_BETTER & set(names))) + ")."),
+              "", "## Run", "", "```json", json.dumps(meta, indent=2, default=str), "```", ""]
     return "\n".join(lines)
 
 
-def _plain_words(summary: dict[str, Any], verdicts: list[str]) -> str:
-    comps = summary["comparisons"]
-    better = [c["loss"] for c in comps if c["verdict"] == "better"]
-    worse = [c["loss"] for c in comps if c["verdict"] == "worse"]
-    same = [c["loss"] for c in comps if c["verdict"] == "no effect"]
+def _plain_words(summary: Summary) -> str:
+    comps = summary.comparisons
+    groups = {v: [c["loss"] for c in comps if c["verdict"] == v] for v in COLOURS}
     parts = []
-    if better:
-        parts.append(f"Better than {summary['baseline']} on test AP: {', '.join(better)}.")
+    if groups["better"]:
+        parts.append(f"Better than {summary.baseline} on test AP by more than {summary.margin:g}: "
+                     f"{', '.join(groups['better'])}.")
     else:
-        parts.append(f"No loss beat {summary['baseline']} on test AP with this data and this many seeds.")
-    if worse:
-        parts.append(f"Worse: {', '.join(worse)}.")
-    if same:
-        parts.append(f"Equivalent within ±{summary['margin']:g} AP: {', '.join(same)}.")
-    undecided = len(verdicts) - len(better) - len(worse) - len(same)
-    if undecided:
-        parts.append(f"{undecided} comparison(s) inconclusive: the interval is wider than the margin; more seeds "
-                     "or more data would be needed to decide.")
+        parts.append(f"No loss beat {summary.baseline} on test AP by more than the margin with this data and "
+                     "this many seeds.")
+    if groups["worse"]:
+        parts.append(f"Worse by more than {summary.margin:g}: {', '.join(groups['worse'])}.")
+    if groups["no effect"]:
+        parts.append(f"Equivalent within ±{summary.margin:g} AP: {', '.join(groups['no effect'])}.")
+    if groups["inconclusive"]:
+        parts.append(f"Inconclusive ({', '.join(groups['inconclusive'])}): the interval reaches across the margin; "
+                     "more seeds or more data would be needed to decide.")
+    if groups["no verdict"]:
+        parts.append(f"No verdict ({', '.join(groups['no verdict'])}): fewer than 3 seeds.")
     return " ".join(parts)
 
 
@@ -254,20 +252,26 @@ def run_metadata(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_report(folder: Path, results: Sequence[RunResult], summary: dict[str, Any], meta: dict[str, Any]) -> None:
+def write_report(folder: Path, summary: Summary, meta: dict[str, Any]) -> None:
+    results: Sequence[RunResult] = summary.results
+    names = summary.metric_names
     with open(folder / "results.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["dataset", "loss", "seed", "metric", "value", "lr", "epoch"])
         for r in results:
-            for m in METRICS:
-                writer.writerow([r.dataset, r.loss, r.seed, m, f"{r.metrics[m]:.6g}", r.lr, r.epoch])
-    (folder / "summary.json").write_text(json.dumps({**summary, **meta}, indent=2, default=str))
+            for m in names:
+                if m in r.metrics:
+                    writer.writerow([r.dataset, r.loss, r.seed, m, f"{r.metrics[m]:.6g}", r.lr, r.epoch])
+    (folder / "summary.json").write_text(json.dumps({**summary.as_dict(), **meta}, indent=2, default=str))
     (folder / "report.md").write_text(markdown(summary, meta))
     from . import plots
 
-    plots.pr_curves(results, folder / "pr_curves.png")
-    plots.reliability(results, folder / "reliability.png")
-    plots.training_curves(results, folder / "training_curves.png")
+    plots.forest(summary, folder / "forest.png")
+    if any(r.test_probs is not None for r in results):
+        plots.pr_curves(results, folder / "pr_curves.png")
+        plots.reliability(results, folder / "reliability.png")
+    if any(r.curve for r in results):
+        plots.training_curves(results, folder / "training_curves.png")
     if any(r.grad_norm_hist for r in results):
         plots.grad_norm_histograms(results, folder / "ghm_grad_norms.png")
     plots.all_curves(folder)

@@ -1,30 +1,29 @@
-"""One training run: a seed, a loss, a learning-rate grid, early stopping on validation AP.
+"""Tables: an MLP (or a linear model) trained with each loss; the ``fit`` of :class:`TabularTask`.
 
 The protocol, the same for every loss:
 
 - stratified train / validation / test split per seed (60 / 20 / 20);
 - missing features imputed with the train median, features standardised on train only;
 - the output bias starts at the log class prior (every loss starts from the same model);
-- Adam over mini-batches; each learning rate of the grid is trained with early stopping on
-  validation AP; the learning rate and the epoch with the best validation AP are kept;
+- Adam over mini-batches, early stopping on validation AP: the epoch with the best validation AP
+  is kept (:func:`focalkit.compare.run` then keeps the best learning rate of the grid);
 - the test split is scored once, with that model; the F1 threshold is chosen on validation.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from .data import Dataset
-from .losses import LossSpec, build_loss
-from .metrics import average_precision, best_f1_threshold, evaluate
+from ..data import Dataset
+from ..losses import TrainingLoss
+from ..metrics import average_precision
 
-__all__ = ["Protocol", "RunResult", "prepare_split", "run_one"]
+__all__ = ["Protocol", "Split", "TabularTask", "check_splittable", "prepare_split"]
 
 
 @dataclass(frozen=True)
@@ -43,23 +42,6 @@ class Protocol:
 
 
 @dataclass
-class RunResult:
-    dataset: str
-    loss: str
-    seed: int
-    lr: float
-    epoch: int
-    val_ap: float
-    metrics: dict[str, float]
-    seconds: float
-    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, val AP, train loss), chosen lr
-    test_labels: np.ndarray | None = None
-    test_probs: np.ndarray | None = None
-    grad_norm_hist: list[tuple[int, list[float]]] = field(default_factory=list)  # GHM-C runs: (epoch, counts)
-    epochs_to_target: dict[float, int] = field(default_factory=dict)
-
-
-@dataclass
 class Split:
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -73,7 +55,7 @@ class Split:
 def check_splittable(data: Dataset, seeds: list[int]) -> None:
     """Raise :class:`DataError` before any training if a stratified 60/20/20 split of ``data`` is impossible
     for one of ``seeds`` (too few rows of some class)."""
-    from .data import DataError
+    from ..data import DataError
 
     counts = np.bincount(data.labels, minlength=data.num_classes)
     idx = np.arange(len(data.labels))
@@ -134,14 +116,14 @@ def _probs(model: torch.nn.Module, x: torch.Tensor, binary: bool) -> np.ndarray:
         return torch.softmax(out.double(), 1).cpu().numpy()
 
 
-def _train(spec: LossSpec, split: Split, num_classes: int, lr: float, seed: int, protocol: Protocol,
+def _train(loss_fn: TrainingLoss, split: Split, num_classes: int, lr: float, seed: int, protocol: Protocol,
            targets: tuple[float, ...]) -> dict:
     binary = num_classes == 2
     device = torch.device(protocol.device)
     torch.manual_seed(seed)
     model = _model(protocol, split.x_train.shape[1], 1 if binary else num_classes,
                    split.class_counts / split.class_counts.sum()).to(device)
-    loss_fn, ghm = build_loss(spec, num_classes=num_classes, class_counts=split.class_counts)
+    ghm = loss_fn.ghm
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
     x, y = split.x_train.to(device), split.y_train.to(device)
     x_val = split.x_val.to(device)
@@ -188,30 +170,30 @@ def _train(spec: LossSpec, split: Split, num_classes: int, lr: float, seed: int,
             "reached": reached}
 
 
-def run_one(data: Dataset, spec: LossSpec, seed: int, protocol: Protocol,
-            targets: tuple[float, ...] = ()) -> RunResult:
-    """Tune the learning rate on validation, then score the chosen model on test once."""
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    split = prepare_split(data, seed, noise=protocol.noise)
-    binary = data.num_classes == 2
-    best = None
-    for lr in protocol.lrs:
-        trained = _train(spec, split, data.num_classes, lr, seed, protocol, targets)
-        if best is None or trained["ap"] > best["ap"] + 1e-9:
-            best = {**trained, "lr": lr}
-    if best is None:
-        raise ValueError("run_one: the learning-rate grid is empty.")
-    model = best["model"]
-    device = next(model.parameters()).device
-    threshold = best_f1_threshold(split.y_val, _probs(model, split.x_val.to(device), binary)[:, 1]) if binary else None
-    test_probs = _probs(model, split.x_test.to(device), binary)
-    metrics = evaluate(split.y_test, test_probs, threshold=threshold)
-    return RunResult(
-        dataset=data.name, loss=str(spec), seed=seed, lr=best["lr"], epoch=best["epoch"], val_ap=best["ap"],
-        metrics=metrics, seconds=time.perf_counter() - start,
-        curve=best["curve"] if protocol.keep_curves else [],
-        test_labels=split.y_test if protocol.keep_curves else None,
-        test_probs=test_probs if protocol.keep_curves else None,
-        grad_norm_hist=best["hist"], epochs_to_target=best["reached"],
-    )
+@dataclass
+class TabularTask:
+    """``fit(loss_fn, *, seed, lr)`` for :func:`focalkit.compare.run`: one model on one seed's split."""
+
+    data: Dataset
+    protocol: Protocol = field(default_factory=Protocol)
+    targets: tuple[float, ...] = ()  # validation APs whose first epoch is recorded (claim 1)
+
+    @property
+    def description(self) -> str:
+        p = self.protocol
+        model = "linear model" if p.model == "linear" else f"MLP (one hidden layer of {p.hidden} ReLU units)"
+        return (f"{model}, Adam, batch {p.batch_size}, up to {p.max_epochs} epochs with early stopping on validation "
+                f"AP (patience {p.patience}), stratified 60/20/20 split per seed"
+                + (f", {p.noise:.0%} of training labels flipped" if p.noise else ""))
+
+    def __call__(self, loss_fn: TrainingLoss, *, seed: int, lr: float) -> dict:
+        torch.set_num_threads(1)
+        split = prepare_split(self.data, seed, noise=self.protocol.noise)
+        binary = self.data.num_classes == 2
+        trained = _train(loss_fn, split, self.data.num_classes, lr, seed, self.protocol, self.targets)
+        model = trained["model"]
+        device = next(model.parameters()).device
+        return {"val": (split.y_val, _probs(model, split.x_val.to(device), binary)),
+                "test": (split.y_test, _probs(model, split.x_test.to(device), binary)),
+                "epoch": trained["epoch"], "curve": trained["curve"] if self.protocol.keep_curves else [],
+                "grad_norm_hist": trained["hist"], "epochs_to_target": trained["reached"]}

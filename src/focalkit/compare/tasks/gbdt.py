@@ -1,0 +1,192 @@
+"""Gradient-boosted trees (XGBoost or LightGBM) trained with each loss; the ``fit`` of :class:`BoostedTask`.
+
+The protocol, the same for every loss:
+
+- the same stratified 60/20/20 split per seed as the neural models (missing values left to the
+  trees: both libraries route them);
+- every loss starts from the same margin, the log prior odds of the training split (log priors
+  for several classes), given as ``base_margin`` / ``init_score``;
+- ``ce`` is the library's own objective (``binary:logistic`` / ``multi:softprob``, LightGBM's
+  ``binary`` / ``multiclass``); ``weighted-ce`` the same with ``scale_pos_weight`` (two classes)
+  or per-row class weights ``n / (C·n_c)``; ``logit-adjust`` the library's objective trained from
+  the start margin plus ``τ·log prior`` and scored without it; ``focal``, ``hard``, ``soft`` and
+  ``ghmc`` are :mod:`focalkit.gbm`'s objectives (several classes: ``focal`` only, the softmax form);
+- the learning rate comes from the grid of :func:`focalkit.compare.run`; the number of rounds is
+  chosen by early stopping on validation AP (scikit-learn's, computed each round; stop after
+  ``patience`` rounds without a gain), and the model is cut back to the best round;
+- trees: depth 4 (XGBoost) / 15 leaves (LightGBM), L2 1.0, row and column subsampling 0.8, a
+  minimum Hessian sum per leaf of 1e-3 (focal loss's Hessians are small: XGBoost's default of 1
+  would stop its trees from splitting), one thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import gbm
+from ..data import DataError, Dataset
+from ..losses import LossSpec, SpecError, TrainingLoss
+from ..metrics import average_precision
+from .tabular import prepare_split
+
+__all__ = ["LIBRARIES", "BoostedTask"]
+
+LIBRARIES = ("xgboost", "lightgbm")
+MULTICLASS = {"ce", "weighted-ce", "logit-adjust", "focal"}
+
+
+def _import(library: str):
+    import importlib
+
+    try:
+        return importlib.import_module(library)
+    except ImportError as err:
+        raise DataError(f"--model {library}: {library} is not installed; pip install 'focalkit[{library}]'.") from err
+
+
+@dataclass
+class BoostedTask:
+    """``fit(loss_fn, *, seed, lr)`` for :func:`focalkit.compare.run`: boosted trees on one seed's split."""
+
+    data: Dataset
+    library: str = "xgboost"
+    max_rounds: int = 400
+    patience: int = 30
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.library not in LIBRARIES:
+            raise ValueError(f"library: expected one of {LIBRARIES}; got {self.library!r}.")
+        _import(self.library)
+
+    @property
+    def description(self) -> str:
+        trees = "depth-4 trees" if self.library == "xgboost" else "15-leaf trees"
+        return (f"{self.library} ({trees}), up to {self.max_rounds} rounds with early stopping on validation AP "
+                f"(patience {self.patience}), every loss from the prior's margin, stratified 60/20/20 split per seed")
+
+    def check(self, spec: LossSpec) -> None:
+        """:class:`SpecError` for a loss this task cannot train (before any training starts)."""
+        if spec.name not in MULTICLASS and self.data.num_classes > 2:
+            raise SpecError(f"--losses: {spec} has no multi-class boosting objective (focalkit.gbm has the softmax "
+                            f"form of focal loss only); this data has {self.data.num_classes} classes.")
+
+    def __call__(self, loss_fn: TrainingLoss, *, seed: int, lr: float) -> dict:
+        self.check(loss_fn.spec)
+        split = prepare_split(self.data, seed, noise=self.noise)
+        x_train, y_train = split.x_train.numpy().astype(np.float64), split.y_train.numpy()
+        x_val, x_test = split.x_val.numpy().astype(np.float64), split.x_test.numpy().astype(np.float64)
+        c = self.data.num_classes
+        counts = np.maximum(np.bincount(y_train, minlength=c), 1).astype(np.float64)
+        prior = counts / counts.sum()
+        start = np.log(prior[1] / prior[0]) if c == 2 else np.log(prior)
+        objective, params, weights, train_shift = self._objective(loss_fn, counts, prior, seed, lr)
+
+        def margins(n: int, shift: float | np.ndarray = 0.0) -> np.ndarray:
+            m = np.broadcast_to(np.asarray(start + shift, dtype=np.float64), (n,) if c == 2 else (n, c))
+            return np.ascontiguousarray(m)
+
+        def probs(raw: np.ndarray) -> np.ndarray:
+            return gbm.predict_proba(raw)
+
+        history: list[float] = []
+        if self.library == "xgboost":
+            import xgboost as xgb
+
+            dtrain = xgb.DMatrix(x_train, label=y_train, weight=weights, base_margin=margins(len(y_train),
+                                                                                            train_shift).reshape(-1))
+            dval = xgb.DMatrix(x_val, base_margin=margins(len(x_val)).reshape(-1))
+            dtest = xgb.DMatrix(x_test, base_margin=margins(len(x_test)).reshape(-1))
+            booster = xgb.Booster({**params, "nthread": 1}, [dtrain])
+            best_round, best_ap, since = 0, -1.0, 0
+            for rnd in range(self.max_rounds):
+                booster.update(dtrain, rnd, fobj=objective)
+                ap = average_precision(split.y_val, probs(booster.predict(dval, output_margin=True)))
+                history.append(ap)
+                if ap > best_ap + 1e-12:
+                    best_round, best_ap, since = rnd + 1, ap, 0
+                else:
+                    since += 1
+                    if since >= self.patience:
+                        break
+            cut = (0, best_round)
+            val_raw = booster.predict(dval, output_margin=True, iteration_range=cut)
+            test_raw = booster.predict(dtest, output_margin=True, iteration_range=cut)
+        else:
+            import lightgbm as lgb
+
+            train_set = lgb.Dataset(x_train, label=y_train, weight=weights,
+                                    init_score=margins(len(y_train), train_shift).reshape(-1, order="F"),
+                                    free_raw_data=False, params={"verbose": -1})
+            booster = lgb.Booster(params if objective is None else {**params, "objective": "none"}, train_set)
+            best_round, best_ap, since = 0, -1.0, 0
+            for _ in range(self.max_rounds):
+                booster.update(fobj=objective)
+                raw = booster.predict(x_val, raw_score=True) + margins(len(x_val))
+                ap = average_precision(split.y_val, probs(raw))
+                history.append(ap)
+                if ap > best_ap + 1e-12:
+                    best_round, best_ap, since = len(history), ap, 0
+                else:
+                    since += 1
+                    if since >= self.patience:
+                        break
+            val_raw = booster.predict(x_val, raw_score=True, num_iteration=best_round) + margins(len(x_val))
+            test_raw = booster.predict(x_test, raw_score=True, num_iteration=best_round) + margins(len(x_test))
+        curve = [(i + 1, ap, float("nan")) for i, ap in enumerate(history)]
+        return {"val": (split.y_val, probs(val_raw)), "test": (split.y_test, probs(test_raw)),
+                "epoch": best_round, "curve": curve}
+
+    def _objective(self, loss_fn: TrainingLoss, counts: np.ndarray, prior: np.ndarray, seed: int, lr: float):
+        """``(custom objective or None, params, row weights or None, start-margin shift in training)``."""
+        c = self.data.num_classes
+        name, opts = loss_fn.name, loss_fn.options
+        xgb = self.library == "xgboost"
+        if xgb:
+            params: dict = {"eta": lr, "max_depth": 4, "min_child_weight": 1e-3, "reg_lambda": 1.0,
+                            "subsample": 0.8, "colsample_bytree": 0.8, "tree_method": "hist", "seed": seed,
+                            "verbosity": 0}
+            params.update({"objective": "binary:logistic"} if c == 2 else {"objective": "multi:softprob",
+                                                                           "num_class": c})
+        else:
+            params = {"learning_rate": lr, "num_leaves": 15, "min_sum_hessian_in_leaf": 1e-3, "min_data_in_leaf": 5,
+                      "lambda_l2": 1.0, "bagging_fraction": 0.8, "bagging_freq": 1, "feature_fraction": 0.8,
+                      "seed": seed, "num_threads": 1, "verbose": -1, "deterministic": True,
+                      "force_col_wise": True}
+            params.update({"objective": "binary"} if c == 2 else {"objective": "multiclass", "num_class": c})
+        weights = None
+        shift: float | np.ndarray = 0.0
+        objective = None
+        if name == "weighted-ce":
+            power = float(opts.get("power") or 1.0)
+            if c == 2:
+                params["scale_pos_weight"] = float((counts[0] / counts[1]) ** power)
+            else:
+                per_class = (counts.sum() / (c * counts)) ** power
+                y = prepare_split(self.data, seed, noise=self.noise).y_train.numpy()
+                weights = per_class[y]
+        elif name == "logit-adjust":
+            tau = float(opts.get("tau") if opts.get("tau") is not None else 1.0)
+            shift = tau * (np.log(prior[1] / prior[0]) if c == 2 else np.log(prior))
+        elif name == "focal":
+            gamma = float(opts["gamma"] if opts.get("gamma") is not None else 2.0)
+            objective = (gbm.focal_objective(alpha=opts.get("alpha"), gamma=gamma) if c == 2 else
+                         gbm.softmax_focal_objective(c, alpha=opts.get("alpha"), gamma=gamma))
+        elif name == "hard":
+            objective = gbm.hard_truncation_objective(threshold=float(opts.get("threshold") or 0.5))
+        elif name == "soft":
+            objective = gbm.soft_truncation_objective(k=float(opts.get("k") or 1.0))
+        elif name == "ghmc":
+            objective = gbm.ghmc_objective(bins=int(opts.get("bins") or 10))
+        elif name != "ce":
+            raise SpecError(f"--losses: {loss_fn.spec} is not available for --model {self.library}.")
+        if loss_fn.options.get("label_smoothing"):
+            raise SpecError(f"--losses: {loss_fn.spec}: label smoothing is not available for --model {self.library}.")
+        if objective is not None and xgb:
+            params["disable_default_eval_metric"] = 1
+            params.pop("objective")
+            if c > 2:
+                params["num_class"] = c
+        return objective, params, weights, shift
