@@ -247,8 +247,6 @@ def _compare(args: argparse.Namespace) -> int:
     baseline = args.baseline or ("ce" if "ce" in labels else labels[0])
     if baseline not in labels:
         raise SpecError(f"--baseline: {baseline!r} is not among --losses {labels}.")
-    if len(labels) < 2:
-        raise SpecError(f"--losses: give at least one loss besides the baseline {baseline!r}.")
     prepared = prepare(args)
     from .compare.experiment import check_losses
 
@@ -259,6 +257,8 @@ def _compare(args: argparse.Namespace) -> int:
         from .compare.ddp import run_ddp_demo
 
         return run_ddp_demo(prepared.data, specs[0], args.nproc, prepared.fit.protocol, console)
+    if len(labels) < 2:
+        raise SpecError(f"--losses: give at least one loss besides the baseline {baseline!r}.")
     console.print(f"[bold]focalkit compare[/] — {prepared.data.describe()}")
     for note in prepared.data.column_notes():
         console.print(f"  {note}")

@@ -1,0 +1,370 @@
+"""``focalkit compare``, second edition: the statistics (with their coverage), the Python API around a
+user's ``fit``, the boosted-tree and dense tasks, post-hoc controls and the report's plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import focalkit.compare
+from focalkit.cli import main
+from focalkit.compare import stats
+from focalkit.compare.metrics import evaluate, temperature_scale
+
+TINY = ["--seeds", "3", "--epochs", "4", "--lrs", "0.01", "--jobs", "1"]
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+class TestStatistics:
+    def test_holm_on_a_textbook_example(self):
+        # p = 0.01, 0.04, 0.03 → sorted 0.01·3, 0.03·2, 0.04·1 → 0.03, 0.06, 0.06 (monotone)
+        assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+        assert np.isnan(stats.holm([float("nan"), 0.01])[0])
+
+    def test_t_interval_by_hand(self):
+        d = np.array([0.1, 0.2, 0.15, 0.05, 0.12])
+        half = 2.7764451051977987 * d.std(ddof=1) / np.sqrt(5)  # t_{4, 0.975}
+        assert stats.mean_interval(d) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-12)
+        corrected = stats.mean_interval(d, interval="corrected", test_train_ratio=1 / 3)
+        widen = np.sqrt(1 / 5 + 1 / 3) / np.sqrt(1 / 5)
+        assert corrected[1] - corrected[0] == pytest.approx(2 * half * widen, rel=1e-12)
+        assert np.isnan(stats.mean_interval(d[:1])).all()
+        assert stats.paired_t_p(np.zeros(4)) == 1.0
+        from scipy import stats as sps
+
+        assert stats.paired_t_p(d) == pytest.approx(sps.ttest_1samp(d, 0.0).pvalue, rel=1e-12)
+
+    def test_verdicts_read_the_interval_against_the_margin(self):
+        v = stats.verdict
+        assert v(0.02, 0.05, 0.01, n=10)[0] == "better"
+        assert v(-0.05, -0.02, 0.01, n=10)[0] == "worse"
+        assert v(-0.004, 0.006, 0.01, n=10)[0] == "no effect"
+        assert v(-0.03, 0.05, 0.01, n=10)[0] == "inconclusive"
+        assert v(0.005, 0.05, 0.01, n=10) == ("inconclusive", "the interval excludes 0 but reaches inside ±0.01")
+        assert v(0.02, 0.05, 0.01, n=3)[0] == "better"  # 3 replicates can decide
+        assert v(0.02, 0.05, 0.01, n=2)[0] == "no verdict"
+        assert v(0.02, 0.05, 0.01, n=10, higher_is_better=False)[0] == "worse"
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="margin must be a positive number"):
+                v(0.0, 0.1, bad, n=10)
+
+    def test_the_issue_example_decides_at_five_seeds(self):
+        """--quick on the default data: hard truncation −0.08 AP with a tight spread was 'inconclusive'
+        because 5 seeds cannot reach Wilcoxon p < 0.05; the interval itself lies below −margin."""
+        base = np.array([0.95, 0.93, 0.96, 0.94, 0.92])
+        hard = base - np.array([0.06, 0.10, 0.07, 0.11, 0.06])
+        (c,) = stats.compare_paired({"ce": base, "hard": hard}, "ce", margin=0.01)
+        assert c.ci_high < -0.01
+        assert c.verdict == "worse"
+
+    def test_compare_paired_says_no_when_there_is_no_difference(self):
+        rng = np.random.default_rng(1)
+        base = rng.uniform(0.6, 0.8, size=10)
+        scores = {"ce": base, "same": base + rng.normal(0, 0.001, size=10),
+                  "up": base + 0.05 + rng.normal(0, 0.005, 10)}
+        comps = {c.loss: c for c in stats.compare_paired(scores, "ce", margin=0.01)}
+        assert comps["same"].verdict == "no effect"
+        assert comps["up"].verdict == "better"
+        bonf = {c.loss: c for c in stats.compare_paired(scores, "ce", margin=0.01, adjust="bonferroni")}
+        assert bonf["up"].level == pytest.approx(0.975)
+        assert bonf["up"].ci_high - bonf["up"].ci_low > comps["up"].ci_high - comps["up"].ci_low
+
+    def test_fewer_than_three_replicates_give_no_verdict_and_json_nulls(self):
+        (c,) = stats.compare_paired({"ce": np.array([0.5]), "focal": np.array([0.6])}, "ce", margin=0.01)
+        assert c.verdict == "no verdict"
+        assert "at least 3" in c.reason
+        d = c.as_dict()
+        assert d["ci_low"] is None
+        assert d["ci_high"] is None
+        json.dumps(d, allow_nan=False)
+
+    @pytest.mark.parametrize("n", [3, 5, 10])
+    @pytest.mark.parametrize("shape", ["normal", "skewed"])
+    def test_coverage_by_simulation(self, n, shape):
+        """Constructed paired data with a known mean difference: the 95 % t interval covers it in about 95 %
+        of 4,000 experiments. Tolerance: ±2 % for normal differences (4 binomial sd at 4,000 draws is
+        1.4 %), and −4 % / +2 % for skewed ones (gamma, skewness 1.4), where the t interval is known
+        to undercover a little at small n."""
+        rng = np.random.default_rng(n)
+        true = 0.03
+        experiments = 4000
+        if shape == "normal":
+            diffs = true + rng.normal(0, 0.02, size=(experiments, n))
+        else:
+            k = 2.0  # gamma shape: skewness 2/√k ≈ 1.41
+            diffs = true + 0.02 * (rng.gamma(k, 1 / np.sqrt(k), size=(experiments, n)) - np.sqrt(k))
+        covered = np.mean([low <= true <= high for low, high in (stats.mean_interval(d) for d in diffs)])
+        low_tol = 0.02 if shape == "normal" else 0.04
+        assert 0.95 - low_tol <= covered <= 0.97, covered
+
+    def test_false_verdicts_are_rare_when_there_is_no_effect(self):
+        """True difference 0: 'better' or 'worse' at margin 0.01 in at most 2.5 % + tolerance of runs."""
+        rng = np.random.default_rng(7)
+        wrong = 0
+        for _ in range(2000):
+            base = rng.uniform(0.7, 0.9, 5)
+            (c,) = stats.compare_paired({"ce": base, "x": base + rng.normal(0, 0.02, 5)}, "ce", margin=0.01)
+            wrong += c.verdict in ("better", "worse")
+        assert wrong / 2000 <= 0.03
+
+
+class TestMetrics:
+    def test_temperature_scaling_recovers_an_overconfident_model(self):
+        rng = np.random.default_rng(0)
+        z = rng.normal(0, 2, 4000)
+        y = (rng.random(4000) < 1 / (1 + np.exp(-z))).astype(int)
+        over = 1 / (1 + np.exp(-3 * z))  # logits three times too large
+        p = np.stack([1 - over, over], 1)
+        _scaled, t = temperature_scale(y[:2000], p[:2000], p[2000:])
+        assert t == pytest.approx(3.0, rel=0.15)
+        m = evaluate(y[2000:], p[2000:], threshold=0.5, val=(y[:2000], p[:2000]))
+        assert m["ece_ts"] < 0.03 < m["ece"]
+
+    def test_balanced_accuracy_and_iou(self):
+        y = np.array([0, 0, 0, 1])
+        p = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
+        m = evaluate(y, p, threshold=0.5, dense=True)
+        assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
+        assert m["f1"] == pytest.approx(2 / 3)
+        assert m["iou"] == pytest.approx(0.5)
+        assert "iou" not in evaluate(y, p, threshold=0.5)
+
+
+# ---------------------------------------------------------------------------------------------- the Python API
+def _toy(seed_data: int = 0, n: int = 900, d: int = 6, rare: float = 0.08):
+    rng = np.random.default_rng(seed_data)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, n) > np.quantile(x[:, 0], 1 - rare)).astype(np.int64)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def user_fit(loss_fn, *, seed, lr):
+    """What a user writes: a model, a training loop with the given loss, probabilities back."""
+    x, y = _toy()
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(y), generator=g)
+    tr, va, te = order[:500], order[500:700], order[700:]
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(30):
+        opt.zero_grad()
+        loss_fn(model(x[tr]), y[tr]).backward()
+        opt.step()
+    with torch.no_grad():
+        return {"val": (y[va], torch.sigmoid(model(x[va]))[:, 0]), "test": (y[te].numpy(),
+                                                                           torch.sigmoid(model(x[te]))[:, 0])}
+
+
+def test_run_a_users_fit_and_write_the_report(tmp_path):
+    out = tmp_path / "mine"
+    summary = focalkit.compare.run(user_fit, losses=["ce", "focal", "hard"], seeds=3, lrs=(0.01, 0.03), out=out,
+                                   verbose=False)
+    assert [c["loss"] for c in summary.comparisons] == ["focal", "hard"]
+    for c in summary.comparisons:
+        assert {"loss", "mean_diff", "ci_low", "ci_high", "verdict"} <= set(c)
+        assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"]
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["comparisons"] == summary.comparisons
+    assert on_disk["margin"] == 0.01
+    assert {"report.md", "forest.png", "results.csv", "pr_curves.png", "reliability.png"} <= {p.name for p in
+                                                                                             out.iterdir()}
+    # each loss's lr chosen on validation: both lrs were tried for every run
+    assert all(set(r.val_ap_by_lr) == {0.01, 0.03} for r in summary.results)
+
+
+def test_run_checks_its_arguments_before_training():
+    calls = []
+
+    def fit(loss_fn, *, seed, lr):
+        calls.append(1)
+        raise AssertionError("must not train")
+
+    with pytest.raises(ValueError, match="margin: must be a positive number"):
+        focalkit.compare.run(fit, losses=["ce", "focal"], margin=0, verbose=False)
+    with pytest.raises(ValueError, match="--baseline"):
+        focalkit.compare.run(fit, losses=["focal", "hard"], verbose=False)
+    with pytest.raises(ValueError, match="gamma"):
+        focalkit.compare.run(fit, losses=["ce", "focal:gamma=-1"], verbose=False)
+    with pytest.raises(ValueError, match="class_counts"):
+        focalkit.compare.run(fit, losses=["ce", "weighted-ce"], verbose=False)
+    with pytest.raises(ValueError, match="lrs"):
+        focalkit.compare.run(fit, losses=["ce", "focal"], lrs=(), verbose=False)
+    assert not calls
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (None, "must return"),
+        ({"val": ([0, 1], [0.2, 0.7])}, "must return"),
+        ({"val": ([0, 1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "expected probabilities shaped"),
+        ({"val": ([0, 1], [-2.0, 3.0]), "test": ([0, 1], [0.1, 0.9])}, "not the logits"),
+        ({"val": ([0, 2], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "class ids in"),
+        ({"val": ([1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "single class"),
+    ],
+)
+def test_a_fit_that_returns_the_wrong_thing_is_told_what_was_expected(returned, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        focalkit.compare.run(lambda loss_fn, *, seed, lr: returned, losses=["ce", "focal"], seeds=1, lrs=(0.1,),
+                             verbose=False)
+
+
+def test_training_loss_layouts():
+    from focalkit.compare.losses import TrainingLoss, parse_spec
+
+    counts = np.array([90.0, 10.0])
+    x = torch.randn(4, 1, 5, 5, dtype=torch.float64)
+    y = (torch.rand(4, 5, 5) < 0.2).long()
+    y[0, 0, 0] = 255
+    for name in ("ce", "weighted-ce", "logit-adjust", "focal", "ghmc"):
+        loss = TrainingLoss(parse_spec(name), num_classes=2, class_counts=counts, ignore_index=255)
+        assert torch.isfinite(loss(x, y)), name
+        # the ignored pixel counts for nothing
+        x2 = x.clone()
+        x2[0, 0, 0, 0] = 50.0
+        assert loss(x2, y) == pytest.approx(float(loss(x, y)), rel=1e-12), name
+    multi = TrainingLoss(parse_spec("logit-adjust"), num_classes=3, class_counts=np.array([80.0, 15.0, 5.0]))
+    logits, ids = torch.randn(2, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (2, 4, 4))
+    prior = torch.tensor([0.8, 0.15, 0.05], dtype=torch.float64).log().view(1, 3, 1, 1)
+    expected = torch.nn.functional.cross_entropy(logits + prior, ids)
+    assert multi(logits, ids) == pytest.approx(float(expected), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- CLI tasks
+def _summary(folder):
+    return json.loads((folder / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_boosted_trees_end_to_end(tmp_path, capsys, library):
+    pytest.importorskip(library)
+    out = tmp_path / library
+    rc = main(["compare", "--model", library, "--losses", "ce", "weighted-ce", "logit-adjust", "focal", "soft",
+               "ghmc", "--seeds", "3", "--lrs", "0.3", "--out", str(out), "--jobs", "1"])
+    assert rc == 0, capsys.readouterr().err
+    summary = _summary(out)
+    assert {c["verdict"] for c in summary["comparisons"]} <= {"better", "worse", "no effect", "inconclusive"}
+    assert library in summary["task"]
+    assert summary["metrics"]["ce"]["ap"]["mean"] > 0.5
+
+
+def test_boosted_trees_multiclass_and_the_unavailable_objectives(tmp_path, capsys):
+    pytest.importorskip("xgboost")
+    rc = main(["compare", "--model", "xgboost", "--data", "digits-lt@20", "--losses", "ce", "focal", "hard",
+               "--out", str(tmp_path / "x"), *TINY])
+    assert rc == 2
+    assert "no multi-class boosting objective" in capsys.readouterr().err
+    rc = main(["compare", "--model", "xgboost", "--data", "digits-lt@20", "--losses", "ce", "focal", "weighted-ce",
+               "--out", str(tmp_path / "x"), *TINY])
+    assert rc == 0
+    summary = _summary(tmp_path / "x")
+    assert "ce+posthoc-la" in [c["loss"] for c in summary["comparisons"]]  # the post-hoc control
+    assert "balanced_accuracy" in summary["metric_names"]
+
+
+def test_scenes_are_deterministic_and_rare():
+    from focalkit.compare.tasks.scenes import make_scenes
+
+    a, b = make_scenes(60), make_scenes(60)
+    assert np.array_equal(a.images, b.images)
+    assert np.array_equal(a.masks, b.masks)
+    assert a.images.shape == (60, 1, 64, 64)
+    share = a.masks.mean()
+    assert 0.003 < share < 0.03
+
+
+def test_scenes_end_to_end(tmp_path, capsys):
+    out = tmp_path / "s"
+    rc = main(["compare", "--data", "scenes@60", "--losses", "ce", "focal", "ghmc", "--seeds", "3", "--epochs", "2",
+               "--lrs", "0.01", "--jobs", "1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    summary = _summary(out)
+    assert "iou" in summary["metric_names"]
+    assert "fully convolutional" in summary["task"]
+    assert (out / "forest.png").exists()
+
+
+def test_user_masks_from_npz_with_ignored_pixels(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(30, 2, 16, 16)).astype(np.float32)
+    masks = (images[:, 0] > 1.6).astype(np.uint8)
+    masks[:, 0, :] = 255
+    np.savez(tmp_path / "cells.npz", images=images, masks=masks)
+    rc = main(["compare", "--data", str(tmp_path / "cells.npz"), "--losses", "ce", "focal", "--seeds", "3",
+               "--epochs", "2", "--lrs", "0.01", "--jobs", "1", "--out", str(tmp_path / "r")])
+    assert rc == 0, capsys.readouterr().err
+    assert "ignored" in capsys.readouterr().out
+    np.savez(tmp_path / "bad.npz", images=images, masks=masks * 3)
+    rc = main(["compare", "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "r2"), *TINY])
+    assert rc == 2
+    assert "0, 1 and 255" in capsys.readouterr().err
+    np.savez(tmp_path / "shape.npz", images=images, masks=masks[:, :8])
+    rc = main(["compare", "--data", str(tmp_path / "shape.npz"), "--out", str(tmp_path / "r3"), *TINY])
+    assert rc == 2
+    assert "masks must be [N, H, W]" in capsys.readouterr().err
+
+
+def test_a_churn_csv_says_which_columns_it_left_out(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n = 400
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(n)],
+        "signup": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        "plan": rng.choice(["basic", "pro", "team"], n),
+        "monthly": rng.gamma(2.0, 20.0, n).round(2),
+        "churn": np.where(rng.random(n) < 0.1, "yes", "no"),
+    })
+    frame.to_csv(tmp_path / "churn.csv", index=False)
+    rc = main(["compare", "--data", str(tmp_path / "churn.csv"), "--target", "churn", "--losses", "ce", "focal",
+               "--out", str(tmp_path / "r"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "left out customer_id" in out
+    assert "identifier" in out
+    assert "signup (days since 1970)" in out or "signup" in out
+    assert any("customer_id" in note for note in _summary(tmp_path / "r")["notes"])
+    rc = main(["compare", "--data", str(tmp_path / "churn.csv"), "--target", "churn", "--drop", "plan", "nope",
+               "--out", str(tmp_path / "r2"), *TINY])
+    assert rc == 2
+    assert "--drop" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--margin", "-1"], "expected a number > 0"),
+    (["--margin", "0"], "expected a number > 0"),
+])
+def test_margin_must_be_positive(capsys, args, message):
+    with pytest.raises(SystemExit):
+        main(["compare", *args])
+    assert message in capsys.readouterr().err
+
+
+def test_one_seed_says_no_verdict_plainly(tmp_path, capsys):
+    rc = main(["compare", "--losses", "ce", "focal", "--seeds", "1", "--epochs", "3", "--lrs", "0.01", "--jobs", "1",
+               "--out", str(tmp_path / "r")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "no verdict" in out
+    assert "at least 3" in out
+    c = _summary(tmp_path / "r")["comparisons"][0]
+    assert c["ci_low"] is None
+    assert c["verdict"] == "no verdict"
+
+
+def test_claims_do_not_import_the_cli():
+    import ast
+    from pathlib import Path
+
+    import focalkit.compare as package
+
+    for path in Path(package.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").endswith("cli"), f"{path.name} imports the CLI"
