@@ -103,7 +103,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "--quick); fewer than 3 give no verdict")
     p.add_argument("--epochs", type=_positive_int, default=None,
                    help="most epochs per run; early stopping on validation AP (default 150, 60 with --quick; images "
-                        "40)")
+                        "80, 40 with --quick)")
     p.add_argument("--lrs", type=_lrs, default=None,
                    help="learning-rate grid searched per loss and seed (default 1e-3,3e-3,1e-2; 3e-3,1e-2 with "
                         "--quick; boosted trees 0.03,0.1,0.3; 0.1,0.3 with --quick)")

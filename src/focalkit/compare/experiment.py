@@ -78,7 +78,7 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
         if noise:
             raise DataError("--noise: flipping labels is for tables only.")
         data = load_dense(spec)
-        settings = {"max_epochs": epochs or 40, "device": device, **protocol}
+        settings = {"max_epochs": epochs or (40 if quick else 80), "device": device, **protocol}
         task = DenseTask(data, DenseProtocol(**settings))
         return Prepared(task, data, "fcn", task.description, True, lrs_for("fcn", options), seeds)
     model = model or "mlp"

@@ -82,7 +82,7 @@ class BoostedTask:
         counts = np.maximum(np.bincount(y_train, minlength=c), 1).astype(np.float64)
         prior = counts / counts.sum()
         start = np.log(prior[1] / prior[0]) if c == 2 else np.log(prior)
-        objective, params, weights, train_shift = self._objective(loss_fn, counts, prior, seed, lr)
+        objective, params, weights, train_shift = self._objective(loss_fn, counts, prior, y_train, seed, lr)
 
         def margins(n: int, shift: float | np.ndarray = 0.0) -> np.ndarray:
             m = np.broadcast_to(np.asarray(start + shift, dtype=np.float64), (n,) if c == 2 else (n, c))
@@ -139,7 +139,8 @@ class BoostedTask:
         return {"val": (split.y_val, probs(val_raw)), "test": (split.y_test, probs(test_raw)),
                 "epoch": best_round, "curve": curve}
 
-    def _objective(self, loss_fn: TrainingLoss, counts: np.ndarray, prior: np.ndarray, seed: int, lr: float):
+    def _objective(self, loss_fn: TrainingLoss, counts: np.ndarray, prior: np.ndarray, y_train: np.ndarray,
+                   seed: int, lr: float):
         """``(custom objective or None, params, row weights or None, start-margin shift in training)``."""
         c = self.data.num_classes
         name, opts = loss_fn.name, loss_fn.options
@@ -164,9 +165,7 @@ class BoostedTask:
             if c == 2:
                 params["scale_pos_weight"] = float((counts[0] / counts[1]) ** power)
             else:
-                per_class = (counts.sum() / (c * counts)) ** power
-                y = prepare_split(self.data, seed, noise=self.noise).y_train.numpy()
-                weights = per_class[y]
+                weights = ((counts.sum() / (c * counts)) ** power)[y_train]
         elif name == "logit-adjust":
             tau = float(opts.get("tau") if opts.get("tau") is not None else 1.0)
             shift = tau * (np.log(prior[1] / prior[0]) if c == 2 else np.log(prior))
