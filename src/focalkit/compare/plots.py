@@ -94,7 +94,7 @@ def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10) ->
         ax.axhline(base, color="grey", lw=0.8, ls=":")
         name = "positive class (1)" if p0.shape[1] == 2 else f"class {cls}"
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-               title=f"{name}: {int((y0 == cls).sum())} test rows pooled", )
+               title=f"{name}: {int((y0 == cls).sum()):,} test examples of it, pooled")
         ax.title.set_fontsize(9)
     for k in range(len(classes), rows * cols):
         axes[k // cols][k % cols].axis("off")
