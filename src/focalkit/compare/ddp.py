@@ -47,7 +47,7 @@ def _worker(rank: int, world: int, port: int, data: Dataset, spec: LossSpec, pro
         ddp = torch.nn.parallel.DistributedDataParallel(model)
         loss_fn = build_loss(spec, num_classes=data.num_classes, class_counts=split.class_counts, sync=True)
         lr = protocol.lrs[len(protocol.lrs) // 2]
-        opt = torch.optim.Adam(ddp.parameters(), lr=lr, weight_decay=protocol.weight_decay)
+        opt = torch.optim.AdamW(ddp.parameters(), lr=lr, weight_decay=protocol.weight_decay)
         gen = torch.Generator().manual_seed(0)  # the same batch order on every rank
         n = len(split.y_train)
         start = time.perf_counter()

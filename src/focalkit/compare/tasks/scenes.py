@@ -16,9 +16,10 @@ and the metrics).
 **The protocol**, the same for every loss: images split 60/20/20 per seed (stratified by whether
 an image holds any object pixel); pixel values standardised per channel on the training split; a
 small fully convolutional network (:func:`fcn`) whose output bias starts at the log prior odds of
-the object pixels; Adam, batches of 16 images, validation pixel AP after every epoch, early
-stopping on it; the test split scored once. Pixel AP is the primary metric; Dice (F1 over all test
-pixels) and IoU at the threshold that maximises Dice on validation beside it.
+the object pixels; AdamW (decoupled weight decay 0.01), batches of 16 images, validation pixel AP
+after every epoch, early stopping on it; the test split scored once. Pixel AP is the primary
+metric; Dice (F1 over all test pixels) and IoU at the threshold that maximises Dice on validation
+beside it.
 """
 
 from __future__ import annotations
@@ -177,8 +178,8 @@ def load_dense(spec: str) -> DenseData:
 
 
 def fcn(in_channels: int = 1, width: int = 16, prior: float = 0.01) -> nn.Module:
-    """A small fully convolutional network: a stride-2 stem, three dilated 3×3 layers (receptive field
-    29 pixels: a whole digit), a 1×1 head, and bilinear upsampling back to the input size."""
+    """A small fully convolutional network: a stride-2 stem, three 3×3 layers, dilated 1, 2, 4 (receptive
+    field 31 pixels: a whole digit), a 1×1 head, and bilinear upsampling back to the input size."""
 
     class FCN(nn.Module):
         def __init__(self) -> None:
@@ -205,7 +206,7 @@ class DenseProtocol:
     max_epochs: int = 40
     patience: int = 8
     batch_size: int = 16
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2  # AdamW's, decoupled from the loss's scale
     device: str = "cpu"
     keep_curves: bool = True
 
@@ -232,7 +233,7 @@ class DenseTask:
     @property
     def description(self) -> str:
         p = self.protocol
-        return (f"fully convolutional network (width {p.width}, stride-2 stem, dilated 3×3 layers), Adam, batch "
+        return (f"fully convolutional network (width {p.width}, stride-2 stem, dilated 3×3 layers), AdamW, batch "
                 f"{p.batch_size} images, up to {p.max_epochs} epochs with early stopping on validation pixel AP "
                 f"(patience {p.patience}), images split 60/20/20 per seed")
 
@@ -250,7 +251,7 @@ class DenseTask:
         prior = float(np.clip(counted.mean(), 1e-4, 1 - 1e-4))
         torch.manual_seed(seed)
         model = fcn(x.shape[1], p.width, prior).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=p.weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=p.weight_decay)
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         yt = torch.from_numpy(masks.astype(np.int64))
         x_train, y_train = xt[train].to(device), yt[train].to(device)
