@@ -185,8 +185,12 @@ def test_run_checks_its_arguments_before_training():
 
     with pytest.raises(ValueError, match="margin: must be a positive number"):
         focalkit.compare.run(fit, losses=["ce", "focal"], margin=0, verbose=False)
-    with pytest.raises(ValueError, match="--baseline"):
+    with pytest.raises(ValueError, match=r"^baseline: 'ce' is not among"):
         focalkit.compare.run(fit, losses=["focal", "hard"], verbose=False)
+    with pytest.raises(ValueError, match=r"^losses: weighted-ce needs the training class counts"):
+        focalkit.compare.run(fit, losses=["ce", "weighted-ce"], verbose=False)
+    with pytest.raises(ValueError, match=r"3 counts for num_classes=2.*num_classes=3"):
+        focalkit.compare.run(fit, losses=["ce", "weighted-ce"], class_counts=[80, 15, 5], verbose=False)
     with pytest.raises(ValueError, match="gamma"):
         focalkit.compare.run(fit, losses=["ce", "focal:gamma=-1"], verbose=False)
     with pytest.raises(ValueError, match="class_counts"):
@@ -201,7 +205,10 @@ def test_run_checks_its_arguments_before_training():
     [
         (None, "must return"),
         ({"val": ([0, 1], [0.2, 0.7])}, "must return"),
-        ({"val": ([0, 1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "expected probabilities shaped"),
+        ({"val": ([0, 1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])},
+         r"expected probabilities shaped \[3\] or \[3, 2\] for 3 labels; got \[2\]\."),
+        ({"val": ([0, 1], [[0.2, 0.7, 0.1], [0.2, 0.7, 0.1]]), "test": ([0, 1], [0.1, 0.9])},
+         r"got \[2, 3\] \(num_classes=2: give num_classes=3"),
         ({"val": ([0, 1], [-2.0, 3.0]), "test": ([0, 1], [0.1, 0.9])}, "not the logits"),
         ({"val": ([0, 2], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "class ids in"),
         ({"val": ([1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "single class"),
@@ -211,6 +218,26 @@ def test_a_fit_that_returns_the_wrong_thing_is_told_what_was_expected(returned, 
     with pytest.raises((TypeError, ValueError), match=message):
         focalkit.compare.run(lambda loss_fn, *, seed, lr: returned, losses=["ce", "focal"], seeds=1, lrs=(0.1,),
                              verbose=False)
+
+
+def test_multiclass_shapes_are_named_without_the_binary_option():
+    with pytest.raises(ValueError, match=r"expected probabilities shaped \[2, 3\] for 2 labels; got \[2, 2\]\."):
+        focalkit.compare.run(lambda loss_fn, *, seed, lr: {"val": ([0, 2], [[0.5, 0.5]] * 2),
+                                                            "test": ([0, 1], [[0.5, 0.5]] * 2)},
+                             losses=["ce", "focal"], seeds=1, lrs=(0.1,), num_classes=3, verbose=False)
+
+
+def test_a_model_that_learns_nothing_is_flagged(capsys):
+    def flat(loss_fn, *, seed, lr):
+        y = np.array([0, 1] * 20)
+        p = np.full(40, 0.3) if loss_fn.name == "hard" else np.linspace(0.1, 0.9, 40)
+        return {"val": (y, p), "test": (y, p), "epoch": 5, "budget": 5}
+
+    summary = focalkit.compare.run(flat, losses=["ce", "hard"], seeds=3, lrs=(0.1,), verbose=False)
+    assert any(w.startswith("hard: the model's test predictions are constant on 3 of 3 seeds") for w in
+               summary.warnings)
+    assert any(w.startswith("ce: the best epoch (or round) was the last allowed on 3 of 3 seeds") for w in
+               summary.warnings)
 
 
 def test_training_loss_layouts():
@@ -285,7 +312,9 @@ def test_scenes_end_to_end(tmp_path, capsys):
     summary = _summary(out)
     assert "iou" in summary["metric_names"]
     assert "fully convolutional" in summary["task"]
+    assert summary["class_names"] == ["background", "object"]
     assert (out / "forest.png").exists()
+    assert (out / "ghm_grad_norms.png").exists()
 
 
 def test_user_masks_from_npz_with_ignored_pixels(tmp_path, capsys):
@@ -306,6 +335,22 @@ def test_user_masks_from_npz_with_ignored_pixels(tmp_path, capsys):
     rc = main(["compare", "--data", str(tmp_path / "shape.npz"), "--out", str(tmp_path / "r3"), *TINY])
     assert rc == 2
     assert "masks must be [N, H, W]" in capsys.readouterr().err
+    np.savez(tmp_path / "last.npz", images=images.transpose(0, 2, 3, 1)[..., :1].repeat(3, -1), masks=masks)
+    rc = main(["compare", "--data", str(tmp_path / "last.npz"), "--out", str(tmp_path / "r4"), *TINY])
+    assert rc == 2
+    assert "look channels-last" in capsys.readouterr().err
+    (tmp_path / "text.npz").write_text("not an archive")
+    rc = main(["compare", "--data", str(tmp_path / "text.npz"), "--out", str(tmp_path / "r5"), *TINY])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "cannot read text.npz as a NumPy .npz archive" in err
+    assert "unsafely" not in err
+    np.savez(tmp_path / "keys.npz", x=images, y=masks)
+    rc = main(["compare", "--data", str(tmp_path / "keys.npz"), "--out", str(tmp_path / "r6"), *TINY])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("--data:") == 1
+    assert "must hold arrays 'images' and 'masks'" in err
 
 
 def test_a_churn_csv_says_which_columns_it_left_out(tmp_path, capsys):
@@ -329,6 +374,7 @@ def test_a_churn_csv_says_which_columns_it_left_out(tmp_path, capsys):
     assert "identifier" in out
     assert "signup (days since 1970)" in out or "signup" in out
     assert any("customer_id" in note for note in _summary(tmp_path / "r")["notes"])
+    assert "positive class 'yes'" in out
     rc = main(["compare", "--data", str(tmp_path / "churn.csv"), "--target", "churn", "--drop", "plan", "nope",
                "--out", str(tmp_path / "r2"), *TINY])
     assert rc == 2

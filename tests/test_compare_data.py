@@ -94,6 +94,8 @@ def test_dates_become_days_since_1970(churn):
 def test_column_notes_list_used_and_left_out_columns(churn, tmp_path):
     assert churn.column_notes() == [
         "features from 6 columns: signup_date, last_seen, plan, tenure_months, monthly_spend, support_calls",
+        "signup_date: a date, used as days since 1970",
+        "last_seen: a date, used as days since 1970",
         "left out customer_id: unique per row: an identifier",
         "left out row_number: unique per row: an identifier",
         f"left out notes: free text or high-cardinality category: {_churn_frame()['notes'].nunique():,} distinct "
@@ -110,12 +112,18 @@ def test_column_notes_list_used_and_left_out_columns(churn, tmp_path):
 def test_features_keeps_listed_columns_as_they_are(churn_csv):
     data = load_dataset(churn_csv, target="churn", features=["row_number", "currency", "signup_date"])
     assert data.used_columns == ["row_number", "signup_date", "currency"]  # in the table's order
-    assert data.left_out == []
+    assert {reason for _, reason in data.left_out} == {"not named in --features"}
+    assert "customer_id" in {column for column, _ in data.left_out}
+    notes = data.column_notes()
+    assert "row_number: kept as named in --features, although unique per row: an identifier (1 feature)" in notes
+    assert any(n.startswith("currency: kept as named in --features, although a single value") for n in notes)
     assert data.feature_names == ["row_number", "signup_date (days since 1970)", "currency_EUR", "currency_<NA>"]
     assert np.array_equal(data.features[:, 0], np.arange(N))
     ids = load_dataset(churn_csv, target="churn", features=["customer_id"])
     assert ids.used_columns == ["customer_id"]
     assert ids.features.shape == (N, N + 1)  # asked for: one-hot per value, plus missing
+    assert f"customer_id: kept as named in --features, although unique per row: an identifier ({N + 1:,} features)" \
+        in ids.column_notes()
 
 
 def test_drop_removes_columns(churn_csv):
@@ -205,6 +213,9 @@ def test_thresholds_for_dates_categories_and_integers(tmp_path):
     assert data.used_columns == ["mostly_dates", "year", "shop"]
     assert data.feature_names[:2] == ["mostly_dates (days since 1970)", "year"]
     assert np.array_equal(np.isnan(data.features[:, 0]), frame["mostly_dates"].eq("unknown").to_numpy())
+    unparsed = int(frame["mostly_dates"].eq("unknown").sum())
+    assert (f"mostly_dates: a date, used as days since 1970 ({unparsed} values that did not parse treated as missing)"
+            in data.column_notes())
     assert data.features.shape[1] == 2 + frame["shop"].nunique() + 1
 
 

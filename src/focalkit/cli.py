@@ -269,7 +269,8 @@ def _compare(args: argparse.Namespace) -> int:
                            interval=args.interval, adjust=args.adjust, console=console)
     render_table(summary, console)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = run_metadata({**options, "seeds": prepared.seeds, "lrs": list(prepared.lrs), "task": prepared.description})
+    meta = run_metadata({**options, "baseline": baseline, "model": prepared.model, "seeds": prepared.seeds,
+                         "lrs": list(prepared.lrs), "task": prepared.description})
     meta["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_report_dir(args.out) as folder:
         write_report(folder, summary, meta)

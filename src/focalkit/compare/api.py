@@ -63,13 +63,16 @@ def _check_split(out: Any, key: str, num_classes: int, where: str) -> tuple[np.n
     y, p = _array(y, f"{key} labels"), _array(p, f"{key} probabilities").astype(np.float64)
     if y.ndim != 1:
         y = y.reshape(-1)
-    if num_classes == 2 and (p.ndim == 1 or (p.ndim == 2 and p.shape[1] == 1)):
+    shapes = f"[{len(y)}] or [{len(y)}, 2]" if num_classes == 2 else f"[{len(y)}, {num_classes}]"
+    one_column = num_classes == 2 and (p.ndim == 1 or (p.ndim == 2 and p.shape[1] == 1))
+    if len(p) != len(y) or not (one_column or (p.ndim == 2 and p.shape[1] == num_classes)):
+        hint = (f" (num_classes={num_classes}: give num_classes={p.shape[1]} to run() for {p.shape[1]} classes)"
+                if p.ndim == 2 and len(p) == len(y) and p.shape[1] > 2 and p.shape[1] != num_classes else "")
+        raise ValueError(f"fit({where})[{key!r}]: expected probabilities shaped {shapes} for {len(y)} labels; got "
+                         f"{list(p.shape)}{hint}.")
+    if one_column:
         p1 = p.reshape(-1)
         p = np.stack([1 - p1, p1], 1)
-    if p.ndim != 2 or p.shape[1] != num_classes or len(p) != len(y):
-        raise ValueError(f"fit({where})[{key!r}]: expected probabilities shaped [{len(y)}]" +
-                         (" or" if num_classes == 2 else "") + f" [{len(y)}, {num_classes}] for {len(y)} labels; "
-                         f"got {list(p.shape)}.")
     if not np.isfinite(p).all() or (p < -1e-9).any() or (p > 1 + 1e-9).any():
         raise ValueError(f"fit({where})[{key!r}]: probabilities must be finite and in [0, 1] (give σ or softmax "
                          "of the logits, not the logits).")
@@ -108,6 +111,8 @@ def _one(fit: Fit, spec: LossSpec, seed: int, lrs: Sequence[float], *, dataset: 
     def result(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> RunResult:
         threshold = best_f1_threshold(val[0], val[1][:, 1]) if num_classes == 2 else None
         metrics = evaluate(test[0], test[1], threshold=threshold, val=val, dense=dense)
+        probs = test[1]
+        constant = bool(np.all(np.ptp(probs, axis=0) < 1e-9))
         return RunResult(dataset=dataset, loss=name, seed=seed, lr=best["lr"], epoch=int(out.get("epoch", 0)),
                          val_ap=average_precision(*val), metrics=metrics, seconds=seconds,
                          curve=list(out.get("curve", [])) if keep else [],
@@ -115,7 +120,8 @@ def _one(fit: Fit, spec: LossSpec, seed: int, lrs: Sequence[float], *, dataset: 
                          test_probs=test[1].astype(np.float32) if keep else None,
                          grad_norm_hist=list(out.get("grad_norm_hist", [])),
                          epochs_to_target=dict(out.get("epochs_to_target", {})), val_ap_by_lr=by_lr,
-                         threshold=threshold)
+                         threshold=threshold, budget=int(out["budget"]) if out.get("budget") else None,
+                         constant=constant)
 
     results = [result(str(spec), best["val"], best["test"])]
     if prior is not None:  # the same CE model, its probabilities divided by the prior (Menon et al. 2021, τ = 1)
@@ -146,7 +152,7 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
         interval: str = "t", adjust: str = "none", test_train_ratio: float = 1 / 3, name: str = "your task",
         dense: bool = False, ignore_index: int | None = None, posthoc: bool = True, jobs: int = 1,
         keep: bool = True, notes: Sequence[str] = (), meta: dict[str, Any] | None = None, console: Any = None,
-        verbose: bool = True, description: str = "training") -> Summary:
+        verbose: bool = True, description: str = "training", class_names: Sequence[str] | None = None) -> Summary:
     """Compare ``losses`` with ``baseline`` on the user's ``fit``; see the module docstring.
 
     Args:
@@ -174,6 +180,8 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
             adjustment by ``class_counts`` as a control row (no extra training).
         jobs: parallel processes (``fit`` must then be picklable, as a module-level function or an
             object; joblib's loky pickles closures too).
+        class_names: names of the classes for the plots and the report (default ``0 .. C−1``).
+        verbose: a progress bar; with ``out``, also the table and the report's path.
     Returns:
         a :class:`~focalkit.compare.results.Summary`.
     """
@@ -194,15 +202,21 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
         raise ValueError(f"lrs: expected positive learning rates; got {lrs!r}.")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes: expected a whole number >= 2; got {num_classes!r}.")
-    specs = _specs(losses)
-    labels = [str(s) for s in specs]
-    if baseline not in labels:
-        raise SpecError(f"--baseline: {baseline!r} is not among the losses {labels}.")
-    if len(labels) < 2:
-        raise SpecError(f"--losses: give at least one loss besides the baseline {baseline!r}.")
-    counts = None if class_counts is None else np.asarray(class_counts, dtype=np.float64)
-    for spec in specs:  # every option checked before any training
-        TrainingLoss(spec, num_classes=num_classes, class_counts=counts, ignore_index=ignore_index)
+    try:
+        specs = _specs(losses)
+        labels = [str(s) for s in specs]
+        if baseline not in labels:
+            raise SpecError(f"baseline: {baseline!r} is not among the losses {labels}.")
+        if len(labels) < 2:
+            raise SpecError(f"losses: give at least one loss besides the baseline {baseline!r}.")
+        counts = None if class_counts is None else np.asarray(class_counts, dtype=np.float64).reshape(-1)
+        if counts is not None and len(counts) != num_classes:
+            raise SpecError(f"class_counts: {len(counts)} counts for num_classes={num_classes}; give one count per "
+                            f"class (and num_classes={len(counts)} for {len(counts)} classes).")
+        for spec in specs:  # every option checked before any training
+            TrainingLoss(spec, num_classes=num_classes, class_counts=counts, ignore_index=ignore_index)
+    except SpecError as err:  # the command line's words, without its flags
+        raise SpecError(str(err).replace("--losses: ", "losses: ").replace("--baseline: ", "baseline: ")) from None
     prior = None
     if posthoc and num_classes > 2 and counts is not None:
         prior = np.maximum(counts, 1) / np.maximum(counts, 1).sum()
@@ -233,13 +247,16 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
     results = [r for spec, seed in tasks for r in found[(str(spec), seed)]]
     task_words = (meta or {}).get("task", name)
     summary = summarize(results, baseline, float(margin), interval=interval, adjust=adjust,
-                        test_train_ratio=test_train_ratio, task=task_words, notes=notes)
+                        test_train_ratio=test_train_ratio, task=task_words, notes=notes, class_names=class_names)
     if out is not None:
-        from .report import atomic_report_dir, run_metadata, write_report
+        from .report import atomic_report_dir, render_table, run_metadata, write_report
 
         info = run_metadata({"losses": labels, "seeds": seed_list, "lrs": lr_list, "margin": margin,
                              "baseline": baseline, "interval": interval, "adjust": adjust, **(meta or {})})
         info["seconds"] = round(time.perf_counter() - start, 1)
         with atomic_report_dir(Path(out), "out") as folder:
             write_report(folder, summary, info)
+        if verbose:
+            render_table(summary, console)
+            console.print(f"report: {out} (report.md, forest.png, summary.json, results.csv, plots)")
     return summary

@@ -68,6 +68,7 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     used_columns: list[str] = field(default_factory=list)  # the table's columns that produced features, in order
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (column, reason) for the others
+    converted: list[tuple[str, str]] = field(default_factory=list)  # (column, how) for dates and columns kept as asked
 
     @property
     def num_classes(self) -> int:
@@ -80,7 +81,8 @@ class Dataset:
     def describe(self) -> str:
         counts = np.bincount(self.labels, minlength=self.num_classes)
         parts = ", ".join(f"{n}={c}" for n, c in zip(self.class_names, counts, strict=True))
-        return f"{self.name}: {len(self.labels)} rows, {self.features.shape[1]} features, classes {parts}"
+        positive = f"; positive class {self.class_names[1]!r}" if self.binary else ""
+        return f"{self.name}: {len(self.labels)} rows, {self.features.shape[1]} features, classes {parts}{positive}"
 
     def column_notes(self) -> list[str]:
         """For a user table, one line naming the columns used and one per column left out (with the reason);
@@ -92,6 +94,7 @@ class Dataset:
             shown += f", ... ({len(self.used_columns) - _NOTES_SHOWN} more)"
         count = len(self.used_columns)
         lines = [f"features from {count} column{'' if count == 1 else 's'}: {shown}"]
+        lines.extend(f"{column}: {how}" for column, how in self.converted)
         lines.extend(f"left out {column}: {reason}" for column, reason in self.left_out)
         return lines
 
@@ -285,7 +288,7 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
     if infinite:
         raise DataError(f"--data: {where} has infinite values in column(s) {infinite}; replace them (or leave the "
                         "cells empty: missing values are imputed).")
-    parts, names, used = [], [], []
+    parts, names, used, converted = [], [], [], []
     for col in columns:
         block, block_names, reason = _column_features(frame[col], str(col), listed=col in listed)
         if reason is not None:
@@ -294,13 +297,23 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
         parts.append(block)
         names.extend(block_names)
         used.append(str(col))
+        if block_names[0].endswith("(days since 1970)"):
+            unparsed = int(frame[col].notna().sum() - np.isfinite(block).sum())
+            converted.append((str(col), "a date, used as days since 1970" + (
+                f" ({unparsed:,} value{'s' if unparsed > 1 else ''} that did not parse treated as missing)"
+                if unparsed else "")))
+        elif col in listed:
+            _, _, would = _column_features(frame[col], str(col), listed=False)
+            if would is not None:
+                converted.append((str(col), f"kept as named in --features, although {would} "
+                                            f"({len(block_names):,} feature{'s' if len(block_names) > 1 else ''})"))
     if not parts:
         if not left_out:
             raise DataError(f"--data: {where} has no feature columns besides {target!r}.")
         why = "; ".join(f"{col}: {reason}" for col, reason in left_out)
         raise DataError(f"--data: every feature column of {where} was left out ({why}); name the columns to use "
                         f"with --features (e.g. --features {left_out[0][0]}).")
-    return Dataset(name, np.concatenate(parts, axis=1), labels, class_names, names, used, left_out)
+    return Dataset(name, np.concatenate(parts, axis=1), labels, class_names, names, used, left_out, converted)
 
 
 def _chosen_columns(frame, target: str, drop: Sequence[str] | None, features: Sequence[str] | None,
@@ -325,7 +338,10 @@ def _chosen_columns(frame, target: str, drop: Sequence[str] | None, features: Se
     if not columns and candidates:
         flags = "--features/--drop" if wanted and dropped else "--features" if wanted else "--drop"
         raise DataError(f"{flags}: no feature column of {where} is left; feature columns are {available}.")
-    return columns, listed - gone, [(str(c), "dropped with --drop") for c in candidates if c in gone]
+    reasons = [(str(c), "dropped with --drop") for c in candidates if c in gone]
+    if wanted:
+        reasons += [(str(c), "not named in --features") for c in candidates if c not in listed and c not in gone]
+    return columns, listed - gone, reasons
 
 
 def _is_numeric(column) -> bool:

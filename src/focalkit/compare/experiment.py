@@ -130,4 +130,5 @@ def run_prepared(prepared: Prepared, losses: list[str | LossSpec], *, baseline: 
                num_classes=prepared.data.num_classes, class_counts=prepared.class_counts, interval=interval,
                adjust=adjust, name=prepared.data.name, dense=prepared.dense,
                ignore_index=255 if prepared.dense else None, jobs=jobs, keep=keep, notes=notes,
+               class_names=["background", "object"] if prepared.dense else prepared.data.class_names,
                meta={"task": prepared.description}, console=console, verbose=verbose, description=description)

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
@@ -74,7 +75,8 @@ def forest(summary: Summary, path: Path) -> None:
     _save(fig, path)
 
 
-def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10) -> None:
+def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10,
+              class_names: Sequence[str] | None = None) -> None:
     """Precision–recall on test, pooled over seeds: the positive class, or one panel per class (named)."""
     losses = _losses(results)
     y0, p0 = _pooled(results, losses[0])
@@ -92,7 +94,8 @@ def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10) ->
                 ax.plot(recall, precision, label=loss, lw=1.3, color=f"C{i % 10}")
         base = float(np.mean(y0 == cls))
         ax.axhline(base, color="grey", lw=0.8, ls=":")
-        name = "positive class (1)" if p0.shape[1] == 2 else f"class {cls}"
+        label = class_names[cls] if class_names and cls < len(class_names) else str(cls)
+        name = f"positive class {label!r}" if p0.shape[1] == 2 else f"class {label!r}"
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
                title=f"{name}: {int((y0 == cls).sum()):,} test examples of it, pooled")
         ax.title.set_fontsize(9)
@@ -143,7 +146,10 @@ def training_curves(results: Sequence[RunResult], path: Path, floor: float = 1e-
         ax2.plot(epochs, np.maximum(train, floor), label=loss, lw=1.2, color=f"C{i % 10}")
     ax1.set(xlabel="epoch", ylabel="validation AP", title=f"Validation AP (seed {first})")
     note = f" (values below {floor:g} drawn at {floor:g})" if clipped else ""
-    ax2.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss, each its own scale" + note)
+    ax2.set(xlabel="epoch", ylabel="training loss", yscale="log",
+            title="Training loss (log axis; the losses' scales differ)" + note)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.title.set_fontsize(9)
     _legend_outside(ax2)
     fig.tight_layout()

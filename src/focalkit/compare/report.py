@@ -72,9 +72,11 @@ def render_table(summary: Summary, console: Console) -> None:
     for loss, stats in summary.metrics.items():
         other.add_row(loss, *(_fmt(stats[m]["mean"], ".3f") for m in others))
     console.print(other)
-    undecided = [c for c in summary.comparisons if c["verdict"] in ("inconclusive", "no verdict")]
-    if any(c["verdict"] == "no verdict" for c in summary.comparisons):
+    undecided = [c for c in summary.comparisons if c["verdict"] == "no verdict"]
+    if undecided:
         console.print(f"[bold]no verdict[/]: {undecided[0]['reason']}.")
+    for warning in summary.warnings:
+        console.print(f"[bold yellow]warning[/]: {warning}.")
 
 
 def markdown(summary: Summary, meta: dict[str, Any]) -> str:
@@ -88,6 +90,8 @@ def markdown(summary: Summary, meta: dict[str, Any]) -> str:
               f"{interval_words(summary)}.", ""]
     if summary.notes:
         lines += ["Data:", ""] + [f"- {n}" for n in summary.notes] + [""]
+    if summary.warnings:
+        lines += ["Warnings:", ""] + [f"- {w}." for w in summary.warnings] + [""]
     lines += ["![paired differences](forest.png)", "",
               "| loss | AP | Δ AP vs baseline [interval] | t-test p (Holm) | verdict | why | " +
               " | ".join(SHORT[m] for m in names[1:]) + " |",
@@ -168,8 +172,10 @@ def check_report_dir(out: Path, flag: str = "--out") -> Path:
             if written is not None:  # with the folders that hold them
                 written |= {str(parent) for f in written for parent in Path(f).parents if str(parent) != "."}
             if written is None:
-                raise ReportDirError(f"{flag}: {str(out)!r} is a folder with files in it that is not a focalkit "
-                                     "report; focalkit does not replace it. Give a new or empty folder.")
+                listed = sorted(present)
+                shown = ", ".join(listed[:5]) + (", ..." if len(listed) > 5 else "")
+                raise ReportDirError(f"{flag}: {str(out)!r} is a folder with files in it ({shown}) that is not a "
+                                     "focalkit report; focalkit does not replace it. Give a new or empty folder.")
             extra = sorted(present - written - {MARKER})
             if extra:
                 shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
@@ -268,7 +274,7 @@ def write_report(folder: Path, summary: Summary, meta: dict[str, Any]) -> None:
 
     plots.forest(summary, folder / "forest.png")
     if any(r.test_probs is not None for r in results):
-        plots.pr_curves(results, folder / "pr_curves.png")
+        plots.pr_curves(results, folder / "pr_curves.png", class_names=summary.class_names)
         plots.reliability(results, folder / "reliability.png")
     if any(r.curve for r in results):
         plots.training_curves(results, folder / "training_curves.png")

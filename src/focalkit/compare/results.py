@@ -35,6 +35,8 @@ class RunResult:
     epochs_to_target: dict[float, int] = field(default_factory=dict)
     val_ap_by_lr: dict[float, float] = field(default_factory=dict)
     threshold: float | None = None
+    budget: int | None = None  # the most epochs (or rounds) the fit allowed, if it said
+    constant: bool = False  # the model's test probabilities do not vary: it learned nothing
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Summary:
     metric_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     task: str = ""
+    warnings: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,7 +71,8 @@ class Summary:
                 "primary_metric": self.primary_metric, "margin": self.margin, "seeds": self.seeds,
                 "interval": self.interval, "adjust": self.adjust, "level": self.level,
                 "interval_method": interval_words(self), "metric_names": self.metric_names, "notes": self.notes,
-                "metrics": self.metrics, "comparisons": self.comparisons}
+                "warnings": self.warnings, "class_names": self.class_names, "metrics": self.metrics,
+                "comparisons": self.comparisons}
 
     def verdict(self, loss: str) -> str:
         return next(c["verdict"] for c in self.comparisons if c["loss"] == loss)
@@ -84,7 +89,7 @@ def interval_words(summary: Summary) -> str:
 
 def summarize(results: Sequence[RunResult], baseline: str, margin: float, *, interval: str = "t",
               adjust: str = "none", level: float = 0.95, test_train_ratio: float = 1 / 3, task: str = "",
-              notes: Sequence[str] = ()) -> Summary:
+              notes: Sequence[str] = (), class_names: Sequence[str] | None = None) -> Summary:
     """Per loss: mean ± sd of every metric; per loss ≠ baseline: the paired comparison on AP."""
     losses = list(dict.fromkeys(r.loss for r in results))
     seeds = sorted({r.seed for r in results})
@@ -100,9 +105,24 @@ def summarize(results: Sequence[RunResult], baseline: str, margin: float, *, int
     scores = {loss: np.array([by_key[(loss, s)] for s in seeds]) for loss in losses}
     comparisons = compare_paired(scores, baseline, margin=margin, higher_is_better=PRIMARY not in LOWER_IS_BETTER,
                                  level=level, interval=interval, adjust=adjust, test_train_ratio=test_train_ratio)
+    warnings = []
+    for loss in losses:
+        rows = [r for r in results if r.loss == loss]
+        flat = [r.seed for r in rows if r.constant]
+        if flat:
+            warnings.append(f"{loss}: the model's test predictions are constant on {len(flat)} of {len(rows)} seeds "
+                            "(it learned nothing there; its scores are those of a constant model)")
+        capped = [r.seed for r in rows if r.budget and r.epoch >= r.budget]
+        if len(capped) * 2 > len(rows):
+            warnings.append(f"{loss}: the best epoch (or round) was the last allowed on {len(capped)} of {len(rows)} "
+                            "seeds; a larger budget (--epochs) might change its result")
+    num_classes = results[0].test_probs.shape[1] if results and results[0].test_probs is not None else None
+    names_given = list(class_names) if class_names is not None else (
+        [str(k) for k in range(num_classes)] if num_classes else [])
     return Summary(dataset=results[0].dataset if results else "", baseline=baseline, margin=margin, seeds=seeds,
                    metrics=table, comparisons=[c.as_dict() for c in comparisons], interval=interval, adjust=adjust,
-                   level=level, metric_names=names, notes=list(notes), task=task, results=list(results))
+                   level=level, metric_names=names, notes=list(notes), task=task, warnings=warnings,
+                   class_names=names_given, results=list(results))
 
 
 def _mean_sd(values: list[float]) -> dict[str, float]:

@@ -24,7 +24,7 @@ The verdict reads the printed interval against the margin ``δ`` stated before t
   (for a metric where lower is better, the other way round);
 - **no effect**: the whole interval inside ``[−δ, +δ]``;
 - **inconclusive**: anything else (the data do not decide at this margin);
-- **no verdict**: fewer than :data:`MIN_REPLICATES` replicates (no interval can be formed).
+- **no verdict**: fewer than :data:`MIN_REPLICATES` replicates (no interval is given).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def verdict(ci_low: float, ci_high: float, margin: float, *, n: int,
     if margin <= 0 or not math.isfinite(margin):
         raise ValueError(f"margin must be a positive number; got {margin}.")
     if n < MIN_REPLICATES or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
-        return "no verdict", f"{n} replicate(s): at least {MIN_REPLICATES} are needed for an interval"
+        return "no verdict", f"{n} replicate(s): at least {MIN_REPLICATES} are needed for an interval and a verdict"
     if ci_low > margin:
         side = "better" if higher_is_better else "worse"
         return side, f"the whole interval lies above +{margin:g}"
@@ -154,6 +154,8 @@ def compare_paired(scores: dict[str, np.ndarray], baseline: str, *, margin: floa
     for name, p, p_adj in zip(others, raw, adjusted, strict=True):
         d = diffs[name]
         low, high = mean_interval(d, level=each, interval=interval, test_train_ratio=test_train_ratio)
+        if len(d) < MIN_REPLICATES:  # an interval from 2 replicates is not worth printing
+            low = high = float("nan")
         word, reason = verdict(low, high, margin, n=len(d), higher_is_better=higher_is_better)
         out.append(Comparison(name, len(d), float(d.mean()) if len(d) else float("nan"), low, high, each, p, p_adj,
                               word, reason))

@@ -101,9 +101,12 @@ class BoostedTask:
             dtest = xgb.DMatrix(x_test, base_margin=margins(len(x_test)).reshape(-1))
             booster = xgb.Booster({**params, "nthread": 1}, [dtrain])
             best_round, best_ap, since = 0, -1.0, 0
+            base = margins(len(x_val))
+            running = base.copy()  # the validation margins, one tree added per round (not all trees again)
             for rnd in range(self.max_rounds):
                 booster.update(dtrain, rnd, fobj=objective)
-                ap = average_precision(split.y_val, probs(booster.predict(dval, output_margin=True)))
+                running = running + booster.predict(dval, output_margin=True, iteration_range=(rnd, rnd + 1)) - base
+                ap = average_precision(split.y_val, probs(running))
                 history.append(ap)
                 if ap > best_ap + 1e-12:
                     best_round, best_ap, since = rnd + 1, ap, 0
@@ -119,12 +122,14 @@ class BoostedTask:
 
             train_set = lgb.Dataset(x_train, label=y_train, weight=weights,
                                     init_score=margins(len(y_train), train_shift).reshape(-1, order="F"),
-                                    free_raw_data=False, params={"verbose": -1})
+                                    free_raw_data=False, params={"verbose": -1, "num_threads": 1})
             booster = lgb.Booster(params if objective is None else {**params, "objective": "none"}, train_set)
             best_round, best_ap, since = 0, -1.0, 0
-            for _ in range(self.max_rounds):
+            raw = margins(len(x_val)).copy()  # the validation margins, one tree added per round
+            for rnd in range(self.max_rounds):
                 booster.update(fobj=objective)
-                raw = booster.predict(x_val, raw_score=True) + margins(len(x_val))
+                raw = raw + booster.predict(x_val, raw_score=True, start_iteration=rnd, num_iteration=1,
+                                              num_threads=1)
                 ap = average_precision(split.y_val, probs(raw))
                 history.append(ap)
                 if ap > best_ap + 1e-12:
@@ -133,11 +138,12 @@ class BoostedTask:
                     since += 1
                     if since >= self.patience:
                         break
-            val_raw = booster.predict(x_val, raw_score=True, num_iteration=best_round) + margins(len(x_val))
-            test_raw = booster.predict(x_test, raw_score=True, num_iteration=best_round) + margins(len(x_test))
+            last = {"num_iteration": best_round, "num_threads": 1}
+            val_raw = booster.predict(x_val, raw_score=True, **last) + margins(len(x_val))
+            test_raw = booster.predict(x_test, raw_score=True, **last) + margins(len(x_test))
         curve = [(i + 1, ap, float("nan")) for i, ap in enumerate(history)]
         return {"val": (split.y_val, probs(val_raw)), "test": (split.y_test, probs(test_raw)),
-                "epoch": best_round, "curve": curve}
+                "epoch": best_round, "curve": curve, "budget": self.max_rounds}
 
     def _objective(self, loss_fn: TrainingLoss, counts: np.ndarray, prior: np.ndarray, y_train: np.ndarray,
                    seed: int, lr: float):

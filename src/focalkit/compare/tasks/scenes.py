@@ -148,18 +148,30 @@ def load_dense(spec: str) -> DenseData:
     if not path.exists():
         raise DataError(f"--data: file not found: {path}.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("images", "masks") if k not in archive.files]
-            if missing:
-                raise DataError(f"--data: {path.name} must hold arrays 'images' and 'masks'; it has "
-                                f"{archive.files} (missing {missing}).")
-            images, masks = archive["images"], archive["masks"]
+        archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise DataError(f"--data: cannot read {path}: {err}") from err
+        raise DataError(f"--data: cannot read {path.name} as a NumPy .npz archive of arrays (np.savez(path, "
+                        "images=..., masks=...); pickled objects are not loaded).") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"--data: {path.name} holds a single array; save both with np.savez(path, images=..., "
+                        "masks=...).")
+    with archive:
+        missing = [k for k in ("images", "masks") if k not in archive.files]
+        if missing:
+            raise DataError(f"--data: {path.name} must hold arrays 'images' and 'masks' (np.savez(path, images=..., "
+                            f"masks=...)); it has {archive.files} (missing {missing}).")
+        try:
+            images, masks = archive["images"], archive["masks"]
+        except ValueError as err:
+            raise DataError(f"--data: {path.name}: 'images' and 'masks' must be plain arrays (no pickled "
+                            "objects).") from err
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4:
         raise DataError(f"--data: {path.name}: images must be [N, H, W] or [N, C, H, W]; got {list(images.shape)}.")
+    if images.shape[-1] in (1, 3, 4) and masks.shape == images.shape[:3]:
+        raise DataError(f"--data: {path.name}: images {list(images.shape)} look channels-last; focalkit takes "
+                        f"[N, C, H, W]: images.transpose(0, 3, 1, 2).")
     if masks.shape != (images.shape[0], *images.shape[2:]):
         raise DataError(f"--data: {path.name}: masks must be [N, H, W] = {[images.shape[0], *images.shape[2:]]} "
                         f"to match the images; got {list(masks.shape)}.")
@@ -267,6 +279,8 @@ class DenseTask:
 
         best = {"ap": -1.0, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
         curve: list[tuple[int, float, float]] = []
+        hist: list[tuple[int, list[float]]] = []
+        probe = train[:64]  # GHM-C: the gradient-norm histogram on these training images' pixels
         since = 0
         for epoch in range(1, p.max_epochs + 1):
             model.train()
@@ -281,6 +295,10 @@ class DenseTask:
                 total += float(loss.detach()) * len(batch)
             ap = average_precision(*_as_pairs(*predict(val)))
             curve.append((epoch, ap, total / len(train)))
+            if loss_fn.ghm is not None:
+                y_probe, p_probe = predict(probe)
+                counts = np.histogram(np.abs(p_probe - y_probe), bins=loss_fn.ghm.bins, range=(0.0, 1.0))[0]
+                hist.append((epoch, counts.astype(float).tolist()))
             if ap > best["ap"] + 1e-9:
                 best = {"ap": ap, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
                 since = 0
@@ -290,7 +308,7 @@ class DenseTask:
                     break
         model.load_state_dict(best["state"])
         return {"val": predict(val), "test": predict(test), "epoch": best["epoch"],
-                "curve": curve if p.keep_curves else []}
+                "curve": curve if p.keep_curves else [], "grad_norm_hist": hist, "budget": p.max_epochs}
 
 
 def _as_pairs(y: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

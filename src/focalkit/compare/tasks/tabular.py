@@ -185,7 +185,7 @@ class TabularTask:
         p = self.protocol
         model = "linear model" if p.model == "linear" else f"MLP (one hidden layer of {p.hidden} ReLU units)"
         return (f"{model}, AdamW, batch {p.batch_size}, up to {p.max_epochs} epochs with early stopping on validation "
-                f"AP (patience {p.patience}), stratified 60/20/20 split per seed"
+                f"AP (checked every {p.eval_every} epochs, patience {p.patience}), stratified 60/20/20 split per seed"
                 + (f", {p.noise:.0%} of training labels flipped" if p.noise else ""))
 
     def __call__(self, loss_fn: TrainingLoss, *, seed: int, lr: float) -> dict:
@@ -198,4 +198,5 @@ class TabularTask:
         return {"val": (split.y_val, _probs(model, split.x_val.to(device), binary)),
                 "test": (split.y_test, _probs(model, split.x_test.to(device), binary)),
                 "epoch": trained["epoch"], "curve": trained["curve"] if self.protocol.keep_curves else [],
-                "grad_norm_hist": trained["hist"], "epochs_to_target": trained["reached"]}
+                "grad_norm_hist": trained["hist"], "epochs_to_target": trained["reached"],
+                "budget": self.protocol.max_epochs}
