@@ -25,85 +25,59 @@ What a slice becomes before the formula (ignored targets, smoothing, weights, GH
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .._formulas import ghmc_beta, ghmc_bin_index
-from .ops import TINY, TorchOps
+from .ops import TorchOps
+from .reference import (
+    SigmoidConfig,
+    SoftmaxConfig,
+    _flat,
+    _reduce_scale,
+    _sigmoid_chunk,
+    _softmax_chunk,
+    all_reduce,
+    grad_through_formula,
+    sigmoid_reference,
+    softmax_reference,
+)
 from .slices import counted as counted_elements
-from .slices import sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
+from .slices import sigmoid_prepare
+from .threads import for_each_slice, slice_threads
 
-__all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "ghmc_bin_weights", "sigmoid_loss", "softmax_loss",
+__all__ = ["CHUNK_ELEMENTS", "SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights",
+           "grad_through_formula", "sigmoid_loss", "sigmoid_reference", "softmax_loss", "softmax_reference",
            "through_autograd"]
 
-CHUNK_ELEMENTS = 1 << 17
+CHUNK_ELEMENTS = 1 << 17  # elements per slice on a CPU (twice that for softmax), and the unit off it
 
 
 DEVICE_CHUNK_FACTOR = 32  # on a GPU a slice (4M elements) bounds the temporaries (16 MiB each), not the cache
 
 
 def _chunk(device: torch.device, scale: int = 1, n: int | None = None) -> int | None:
-    """Elements per slice (``None``: the whole tensor, under ``torch.compile``). The softmax kernels take
-    slices twice as large: their per-position work is a ``C``-th of a slice, so overhead weighs more.
-    An elementwise input under ``32 ×`` a slice (``n``: 4M elements) takes half-size slices, so that
-    the slice's temporaries (about 100 bytes an element) stay small beside the input itself.
-    Off the CPU (the path CUDA takes where the Triton kernels do not) slices are larger: every op of a
-    slice is a kernel launch there."""
+    """Elements per slice (``None``: the whole tensor, under ``torch.compile``).
+
+    On a CPU the slices are spread over worker threads by :func:`.threads.for_each_slice`, each op of
+    a slice on one thread (see there why). 2^17 elements was the fastest of 2^15 … 2^17 measured on
+    the Intel Xeon (focal ``[100000, 80]``: 53, 45, 40 ms): below it the ops' dispatch, serialised
+    by the GIL, costs more than the temporaries' trips to L3. Off the CPU (the path CUDA takes where
+    the Triton kernels do not) slices are larger: every op of a slice is a kernel launch there."""
     if torch.compiler.is_compiling():
         return None
     if device.type != "cpu":
         return CHUNK_ELEMENTS * scale * DEVICE_CHUNK_FACTOR
-    if n is not None and n < 32 * CHUNK_ELEMENTS:
-        return max(CHUNK_ELEMENTS // 2, 1) * scale
     return CHUNK_ELEMENTS * scale
 
 
-@dataclass(frozen=True)
-class SigmoidConfig:
-    family: str
-    reduction: str
-    dtype: torch.dtype
-    alpha: float | None = None
-    gamma: float = 2.0
-    threshold: float = 0.5
-    k: float = 1.0
-    label_smoothing: float = 0.0
-    ignore_index: int | None = None
-    bins: int = 1
-    sync: Any = None  # None/False: local; True: the default process group; or a ProcessGroup
-
-
-def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
-    """A weight broadcast to ``shape`` and flattened (a copy only when it is really broadcast)."""
-    if t is None:
-        return None
-    return t.expand(shape).reshape(-1)
-
-
-def _sigmoid_chunk(cfg: SigmoidConfig, x: Tensor, y_raw: Tensor, w: Tensor | None, pw: Tensor | float | None,
-                   beta_bins: Tensor | None, order: int, count_positives: bool = False,
-                   bin_index: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-    """Loss (weighted), gradient (weighted), the weight of one slice, and (when asked) its positives: the
-    sum of the unsmoothed targets over counted elements."""
-    loss, grad, w, positives = sigmoid_slice_terms(TorchOps, cfg, x, y_raw, w, pw, beta_bins, order=order,
-                                                   tiny=TINY[cfg.dtype], bin_index=bin_index,
-                                                   count_positives=count_positives)
-    return loss, grad, w, None if positives is None else positives.sum()
-
-
-def grad_through_formula(value_of: Callable[[Tensor], Tensor], x: Tensor, gout: Tensor, *,
-                         create_graph: bool) -> Tensor:
-    """``gout`` times the gradient of ``value_of(x)``, by autograd over the same formula: second derivatives
-    (``create_graph``, on ``x``'s own graph) and the Triton kernels' fallback (on a detached ``x``)."""
-    with torch.enable_grad():
-        xr = x if create_graph else x.detach().requires_grad_(True)
-        value = value_of(xr)
-    (g,) = torch.autograd.grad(value, xr, gout, create_graph=create_graph)
-    return g
+def _threads(device: torch.device) -> int:
+    """Threads for the slice loop: torch's intra-op threads on a CPU, one elsewhere and under compile."""
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return 1
+    return slice_threads()
 
 
 def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
@@ -124,42 +98,6 @@ def _hand_over(ctx: Any, grad_buf: Tensor, gout: Tensor) -> Tensor:
     return grad_buf * gout.to(grad_buf.dtype)
 
 
-def all_reduce(t: Tensor, sync: Any) -> tuple[Tensor, int]:
-    """Sum ``t`` over the ranks of ``sync``'s group; ``(t, 1)`` when off or when no group is initialised."""
-    import torch.distributed as dist
-
-    if not sync or not dist.is_available() or not dist.is_initialized():
-        return t, 1
-    group = None if sync is True else sync
-    t = t.clone()
-    dist.all_reduce(t, group=group)
-    return t, dist.get_world_size(group)
-
-
-def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | str | None, sync: Any = None,
-                  positives: Tensor | None = None) -> Tensor:
-    """The factor the summed loss is multiplied by.
-
-    ``"mean"`` divides by the counted weight; ``normalizer="valid"`` / ``"positives"`` by
-    ``max(count, 1)``. With ``sync`` the count is the sum over ranks and the divisor is ``count / R``,
-    so that DDP's average of the ranks' gradients is the gradient of the loss of the whole batch.
-    """
-    if reduction == "sum":
-        return torch.ones_like(count)
-    if isinstance(normalizer, str):
-        den, world = all_reduce(positives if normalizer == "positives" else count, sync)  # type: ignore[arg-type]
-        return world / torch.clamp_min(den, 1.0)
-    if isinstance(normalizer, Tensor):
-        # with value checks a normaliser <= 0 raised before; unchecked or compiled it counts as 1, so that
-        # an image without objects gives the summed loss, never inf (recommended: normalizer="positives")
-        den = normalizer.to(device=count.device, dtype=count.dtype)
-        return 1.0 / torch.where(den > 0, den, torch.ones_like(den))
-    if normalizer is not None:  # a Python number, checked > 0: filled on the device, no host-to-device copy
-        return torch.full_like(count, 1.0 / normalizer)
-    den, world = all_reduce(count, sync)
-    return world / torch.where(den > 0, den, torch.ones_like(den))
-
-
 class _SigmoidLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Tensor | float | None,
@@ -171,27 +109,44 @@ class _SigmoidLoss(torch.autograd.Function):
         pwf = _flat(pos_weight, shape) if isinstance(pos_weight, Tensor) else pos_weight
         n = xf.numel()
         chunk = _chunk(x.device, n=n) or max(n, 1)
-        grad_buf = torch.empty(n, dtype=x.dtype, device=x.device)
         none = cfg.reduction == "none"
-        out = torch.empty(n, dtype=out_dtype, device=x.device) if none else None
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
-        total = torch.zeros((), dtype=acc_dtype, device=x.device)
-        count = torch.zeros((), dtype=acc_dtype, device=x.device)
-        positives = torch.zeros((), dtype=acc_dtype, device=x.device)
-        for start in range(0, n, chunk):
-            sl = slice(start, start + chunk)
-            loss, grad, w, pos = _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
-                                                pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1,
-                                                count_positives=normalizer == "positives",
-                                                bin_index=None if bin_index is None else bin_index[sl])
-            grad_buf[sl] = grad
-            if none:
-                out[sl] = loss  # type: ignore[index]
-            else:
-                total += loss.sum()  # a chunk sums in its own dtype, the total in float64
-                count += w.sum() if w is not None else loss.numel()
+        count_positives = normalizer == "positives"
+        slices = max(1, -(-n // chunk))
+
+        def terms(sl: slice) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+            return _sigmoid_chunk(cfg, xf[sl], yf[sl], None if wf is None else wf[sl],
+                                  pwf[sl] if isinstance(pwf, Tensor) else pwf, beta_bins, order=1,
+                                  count_positives=count_positives,
+                                  bin_index=None if bin_index is None else bin_index[sl])
+
+        if slices == 1:  # small input: the formula once, its gradient kept as it comes (no buffer, no copy)
+            loss, grad_buf, w, pos = terms(slice(0, n))
+            grad_buf = grad_buf.to(x.dtype).contiguous()
+            out = loss.to(out_dtype) if none else None
+            total = loss.sum(dtype=acc_dtype)
+            count = w.sum(dtype=acc_dtype) if w is not None else torch.full((), float(n), dtype=acc_dtype,
+                                                                             device=x.device)
+            positives = pos.to(acc_dtype) if pos is not None else torch.zeros((), dtype=acc_dtype, device=x.device)
+        else:
+            grad_buf = torch.empty(n, dtype=x.dtype, device=x.device)
+            out = torch.empty(n, dtype=out_dtype, device=x.device) if none else None
+            partials = torch.zeros((3, slices), dtype=acc_dtype, device=x.device)
+
+            def body(i: int) -> None:
+                sl = slice(i * chunk, (i + 1) * chunk)
+                loss, grad, w, pos = terms(sl)
+                grad_buf[sl] = grad
+                if none:
+                    out[sl] = loss  # type: ignore[index]
+                    return
+                partials[0, i] = loss.sum()  # a slice sums in its own dtype, the total in float64 (in slice order)
+                partials[1, i] = w.sum() if w is not None else loss.numel()
                 if pos is not None:
-                    positives += pos
+                    partials[2, i] = pos
+
+            for_each_slice(slices, body, threads=_threads(x.device))
+            total, count, positives = partials.sum(1).unbind()
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)
         if scale is not None and cfg.reduction != "sum":
             grad_buf.mul_(scale.to(grad_buf.dtype))
@@ -215,21 +170,6 @@ class _SigmoidLoss(torch.autograd.Function):
         return _hand_over(ctx, grad_buf, gout).view(ctx.shape), None, None, None, None, None, None, None, None
 
 
-def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, pos_weight: Any,
-                      beta_bins: Tensor | None, normalizer: float | Tensor | str | None,
-                      out_dtype: torch.dtype, bin_index: Tensor | None = None) -> Tensor:
-    """The same loss through plain autograd (whole tensors): second derivatives and cross-checks."""
-    w = None if weight is None else weight.expand(x.shape)
-    pw = pos_weight.expand(x.shape) if isinstance(pos_weight, Tensor) else pos_weight
-    loss, _, w, positives = _sigmoid_chunk(cfg, x, y, w, pw, beta_bins, order=0,
-                                           count_positives=normalizer == "positives",
-                                           bin_index=None if bin_index is None else bin_index.view(x.shape))
-    if cfg.reduction == "none":
-        return loss.to(out_dtype)
-    count = w.sum() if w is not None else torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-    return (loss.sum() * _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)).to(out_dtype)
-
-
 def _ghmc_slice_bins(cfg: SigmoidConfig, x: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
     """For a flat slice: 1 where an element is counted (else 0), and its GHM-C bin."""
     xc, yc, w = sigmoid_prepare(TorchOps, cfg, x, y, w)
@@ -245,20 +185,28 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
         counted, index = _ghmc_slice_bins(cfg, xf, yf, wf)
         counts = torch.zeros(bins, dtype=dtype, device=x.device).scatter_add(0, index.long(), counted)
         return counts, counted.sum(), index
-    counts = torch.zeros(bins, dtype=dtype, device=x.device)
-    bin_index = torch.empty(x.numel(), dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
-    n_valid = torch.zeros((), dtype=dtype, device=x.device)
-    chunk = _chunk(x.device, n=xf.numel()) or max(xf.numel(), 1)
-    for start in range(0, xf.numel(), chunk):
-        sl = slice(start, start + chunk)
+    n = xf.numel()
+    bin_index = torch.empty(n, dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
+    chunk = _chunk(x.device, n=n) or max(n, 1)
+    slices = max(1, -(-n // chunk))
+    # counts in float64: float32 stops counting at 2**24 (16,777,216 + 1 = 16,777,216)
+    partials = torch.zeros((slices, bins + 1), dtype=torch.float64, device=x.device)
+    on_cpu = x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+    def body(i: int) -> None:
+        sl = slice(i * chunk, (i + 1) * chunk)
         counted, index = _ghmc_slice_bins(cfg, xf[sl], yf[sl], None if wf is None else wf[sl])
         bin_index[sl] = index
-        if x.device.type == "cpu" and not torch.compiler.is_compiling():
-            counts += torch.bincount(index, weights=counted, minlength=bins).to(dtype)  # no sync on a CPU
+        row = partials[i]
+        if on_cpu:
+            row[:bins] = torch.bincount(index, weights=counted, minlength=bins)  # no sync on a CPU
         else:
-            counts.scatter_add_(0, index.long(), counted)
-        n_valid += counted.sum()
-    return counts, n_valid, bin_index
+            row[:bins].scatter_add_(0, index.long(), counted.to(torch.float64))
+        row[bins] = counted.sum()
+
+    for_each_slice(slices, body, threads=_threads(x.device))
+    total = partials.sum(0)
+    return total[:bins].to(dtype), total[bins].to(dtype), bin_index
 
 
 def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
@@ -330,36 +278,6 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
 # ---------------------------------------------------------------------------------------------- softmax
 
 
-@dataclass(frozen=True)
-class SoftmaxConfig:
-    family: str  # ce, focal, hard, soft, complement
-    reduction: str
-    dtype: torch.dtype
-    gamma: float = 2.0
-    threshold: float = 0.5
-    k: float = 1.0
-    label_smoothing: float = 0.0
-    ignore_index: int = -100
-    sparse: bool = True
-    sync: Any = None
-
-
-def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, class_factor: Tensor | None,
-                   class_weight: Tensor | None, order: int) -> tuple[Tensor, Tensor | None, Tensor]:
-    """One slice ``x`` ``(n, C, s)``: weighted loss ``(n, s)``, weighted gradient, and the mean's weight."""
-    xc = x.to(cfg.dtype)
-    t = t.unsqueeze(1) if cfg.sparse else t
-    w = None if w is None else w.unsqueeze(1)
-    if cfg.sparse and not cfg.label_smoothing:  # only the target's weight is needed; it carries the element weight
-        loss, grad, den = softmax_sparse_slice_terms(TorchOps, cfg, xc, t, w, class_factor, class_weight, order=order)
-    else:
-        loss, grad, den = softmax_dense_slice_terms(TorchOps, cfg, xc, t, w, class_factor, class_weight, order=order,
-                                                    num_classes=xc.shape[1])
-        if den is None:
-            den = torch.ones_like(loss)
-    return loss.squeeze(1), grad, den.squeeze(1)
-
-
 class _SoftmaxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
@@ -371,25 +289,38 @@ class _SoftmaxLoss(torch.autograd.Function):
         x3 = x.reshape(n, c, s)
         t3 = t.reshape(n, c, s) if not cfg.sparse else t.reshape(n, s)
         w2 = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
-        grad_buf = torch.empty((n, c, s), dtype=x.dtype, device=x.device)
         none = cfg.reduction == "none"
-        out = torch.empty((n, s), dtype=out_dtype, device=x.device) if none else None
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
-        total = torch.zeros((), dtype=acc_dtype, device=x.device)
-        count = torch.zeros((), dtype=acc_dtype, device=x.device)
         chunk = _chunk(x.device, 2)
         per = max(1, (chunk or x.numel() or 1) // max(c, 1))  # positions per slice
-        for r0, r1, s0, s1 in _slices(n, s, per):
-            loss, grad, den = _softmax_chunk(cfg, x3[r0:r1, :, s0:s1],
-                                             t3[r0:r1, s0:s1] if cfg.sparse else t3[r0:r1, :, s0:s1],
-                                             None if w2 is None else w2[r0:r1, s0:s1], class_factor, class_weight,
-                                             order=1)
-            grad_buf[r0:r1, :, s0:s1] = grad
-            if none:
-                out[r0:r1, s0:s1] = loss  # type: ignore[index]
-            else:
-                total += loss.sum()  # a chunk sums in its own dtype, the total in float64
-                count += den.sum()
+        pieces = list(_slices(n, s, per))
+
+        def terms(r0: int, r1: int, s0: int, s1: int) -> tuple[Tensor, Tensor | None, Tensor]:
+            return _softmax_chunk(cfg, x3[r0:r1, :, s0:s1], t3[r0:r1, s0:s1] if cfg.sparse else t3[r0:r1, :, s0:s1],
+                                  None if w2 is None else w2[r0:r1, s0:s1], class_factor, class_weight, order=1)
+
+        if len(pieces) == 1:  # small input: the formula once, its gradient kept as it comes
+            loss, grad_buf, den = terms(*pieces[0])
+            grad_buf = grad_buf.to(x.dtype).contiguous()  # type: ignore[union-attr]
+            out = loss.to(out_dtype) if none else None
+            total, count = loss.sum(dtype=acc_dtype), den.sum(dtype=acc_dtype)
+        else:
+            grad_buf = torch.empty((n, c, s), dtype=x.dtype, device=x.device)
+            out = torch.empty((n, s), dtype=out_dtype, device=x.device) if none else None
+            partials = torch.zeros((2, len(pieces)), dtype=acc_dtype, device=x.device)
+
+            def body(i: int) -> None:
+                r0, r1, s0, s1 = pieces[i]
+                loss, grad, den = terms(r0, r1, s0, s1)
+                grad_buf[r0:r1, :, s0:s1] = grad
+                if none:
+                    out[r0:r1, s0:s1] = loss  # type: ignore[index]
+                    return
+                partials[0, i] = loss.sum()  # a slice sums in its own dtype, the total in float64 (in slice order)
+                partials[1, i] = den.sum()
+
+            for_each_slice(len(pieces), body, threads=_threads(x.device))
+            total, count = partials.sum(1).unbind()
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
         if scale is not None and cfg.reduction != "sum":
             grad_buf.mul_(scale.to(grad_buf.dtype))
@@ -421,21 +352,6 @@ def _slices(n: int, s: int, per: int):
         rows = max(1, per // s)
         for r0 in range(0, n, rows):
             yield r0, min(r0 + rows, n), 0, s
-
-
-def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor | None, class_factor: Tensor | None,
-                      class_weight: Tensor | None, normalizer: float | Tensor | str | None,
-                      out_dtype: torch.dtype) -> Tensor:
-    """The same loss through plain autograd (whole tensors)."""
-    shape = x.shape
-    n, c = shape[0], shape[1]
-    s = max(1, x.numel() // max(n * c, 1))
-    w = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
-    loss, _, den = _softmax_chunk(cfg, x.reshape(n, c, s), t.reshape(n, s) if cfg.sparse else t.reshape(n, c, s),
-                                  w, class_factor, class_weight, order=0)
-    if cfg.reduction == "none":
-        return loss.reshape(shape[:1] + shape[2:]).to(out_dtype)
-    return (loss.sum() * _reduce_scale(cfg.reduction, den.sum(), normalizer, cfg.sync)).to(out_dtype)
 
 
 def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | None = None,

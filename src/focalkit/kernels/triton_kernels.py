@@ -45,7 +45,8 @@ import torch
 from torch import Tensor
 
 from .._formulas import ghmc_bin_index
-from .fused import (
+from .ops import TINY
+from .reference import (
     SigmoidConfig,
     SoftmaxConfig,
     _reduce_scale,
@@ -53,7 +54,6 @@ from .fused import (
     sigmoid_reference,
     softmax_reference,
 )
-from .ops import TINY
 from .slices import counted, sigmoid_prepare, sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 from .trace import Builder, TritonOps
 
