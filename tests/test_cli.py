@@ -337,13 +337,39 @@ def test_bench_prints_ratios_against_the_textbook_formula(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "speed-up" in text
     assert "memory saving" in text
-    rows = json.loads(out.read_text())
+    rows = json.loads(out.read_text())["rows"]
     assert {r["shape"] for r in rows} == {"detection", "segmentation"}
     for row in rows:
         assert set(row["results"]) == {"textbook", "focalkit"}
         for result in row["results"].values():
             assert result["ms"] > 0
+            assert result["p90_ms"] >= result["ms"] * 0.5
             assert result["peak_mib"] >= 0
+
+
+def test_bench_under_load_starts_and_ends_its_busy_processes(tmp_path, capsys, monkeypatch):
+    from focalkit import bench
+
+    started = []
+    real = bench.start_load
+
+    def spy(n):
+        started.extend(real(n))
+        return started
+
+    monkeypatch.setattr(bench, "start_load", spy)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--only", "focal", "--shapes", "small-detection", "--repeats", "2", "--load", "2",
+               "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "2 busy process(es)" in text
+    assert "p90" in text
+    data = json.loads(out.read_text())
+    assert data["load"] == 2
+    assert [r["shape"] for r in data["rows"]] == ["small-detection"]
+    assert len(started) == 2
+    assert all(proc.poll() is not None for proc in started)  # ended by their id
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

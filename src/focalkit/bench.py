@@ -47,12 +47,18 @@ SHAPES = {
     "segmentation": (8, 1, 512, 512),
     "multiclass": (2, 19, 512, 1024),
     "sequence": (32, 512, 9),
+    "small-detection": (512, 80),
+    "small-segmentation": (4, 1, 64, 64),
+    "small-multiclass": (256, 10),
 }
 QUICK_SHAPES = {
     "detection": (20_000, 80),
     "segmentation": (2, 1, 256, 256),
     "multiclass": (1, 19, 128, 256),
     "sequence": (16, 128, 9),
+    "small-detection": (512, 80),
+    "small-segmentation": (4, 1, 64, 64),
+    "small-multiclass": (256, 10),
 }
 SIGMOID = ["bce_smooth", "focal", "hard", "soft", "ghmc10", "ghmc30"]
 SOFTMAX = ["ce", "softmax_focal", "softmax_hard", "softmax_soft"]
@@ -60,7 +66,9 @@ PEERS = {"focal": ["kornia", "monai"], "softmax_focal": ["kornia", "monai"]}
 COMPILED = {("focal", "detection"), ("bce_smooth", "detection"), ("focal", "segmentation"),
             ("softmax_focal", "multiclass")}
 CASES = [(loss, shape) for shape in ("detection", "segmentation") for loss in SIGMOID] + [
-    (loss, shape) for shape in ("multiclass", "sequence") for loss in SOFTMAX]
+    (loss, shape) for shape in ("multiclass", "sequence") for loss in SOFTMAX] + [
+    ("focal", "small-detection"), ("focal", "small-segmentation"), ("softmax_focal", "small-multiclass")]
+SMALL_BATCH = 2_000_000  # a timed run of a small input repeats the call until it has touched this many elements
 
 
 # ---------------------------------------------------------------------------------------------- child side
@@ -71,9 +79,9 @@ def _inputs(shape_name: str, shape: tuple[int, ...]):
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g)
-    if shape_name in {"detection", "segmentation"}:
-        y = (torch.rand(shape, generator=g) < (0.01 if shape_name == "detection" else 0.1)).float()
-    elif shape_name == "multiclass":
+    if shape_name.endswith(("detection", "segmentation")):
+        y = (torch.rand(shape, generator=g) < (0.01 if shape_name.endswith("detection") else 0.1)).float()
+    elif shape_name.endswith("multiclass"):
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
     else:  # sequence [B, T, C]: tags per token
         y = torch.randint(0, shape[-1], shape[:-1], generator=g)
@@ -264,13 +272,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     times = []
+    inner = max(1, SMALL_BATCH // max(x.numel(), 1)) if impl != "copy" else 1  # small inputs: a batch of calls
     for i in range(spec["warmup"] + spec["repeats"]):
         synchronize()
         start = time.perf_counter()
-        fn(x, y).backward()
+        for _ in range(inner):
+            fn(x, y).backward()
+            x.grad = None
         synchronize()
-        elapsed = time.perf_counter() - start
-        x.grad = None
+        elapsed = (time.perf_counter() - start) / inner
         if i >= spec["warmup"]:
             times.append(elapsed)
     if cuda:
@@ -280,7 +290,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     times.sort()
     # the least a loss must move: read logits and targets in forward and again in backward, write the gradient
     least = 2 * (x.numel() * x.element_size() + y.numel() * y.element_size()) + x.numel() * x.element_size()
-    return {"ms": 1000 * times[len(times) // 2], "peak_mib": max(peak, 0) / 2**20,
+    return {"ms": 1000 * times[len(times) // 2], "times_ms": [1000 * t for t in times],
+            "peak_mib": max(peak, 0) / 2**20,
             "input_mib": x.numel() * x.element_size() / 2**20, "first_call_s": first, "bytes": least}
 
 
@@ -317,7 +328,40 @@ def _peer_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+BUSY = "while True: pass"
+
+
+def start_load(n: int) -> list[subprocess.Popen]:
+    """``n`` busy processes (one core's worth each), as DataLoader workers or a second job would be."""
+    return [subprocess.Popen([sys.executable, "-c", BUSY], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for _ in range(n)]
+
+
+def stop_load(processes: list[subprocess.Popen]) -> None:
+    """End the busy processes this benchmark started, by their process id only."""
+    for proc in processes:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    for proc in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    load = getattr(args, "load", 0) or 0
+    busy = start_load(load)
+    try:
+        return _run_bench(args, load)
+    finally:
+        stop_load(busy)
+
+
+def _run_bench(args: argparse.Namespace, load: int) -> int:
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -332,16 +376,18 @@ def run_bench(args: argparse.Namespace) -> int:
     repeats = args.repeats or (3 if args.quick else 7)
     rounds = getattr(args, "rounds", None) or (1 if args.quick else 3)
     only = set(args.only) if args.only else None
+    shapes_only = set(getattr(args, "shapes", None) or []) or None
     where = (f"{torch.cuda.get_device_name()}, Triton kernels {'on' if _peer_available('triton') else 'off'}"
              if device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     peak_rule = ("peak = CUDA max allocated over the runs minus what was allocated before them" if device == "cuda"
                  else "peak = resident high-water mark over the runs minus the set before them")
     console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), {where}; "
                   f"forward + backward, median of {repeats} runs in each of {rounds} fresh process(es) per "
-                  f"implementation, interleaved, then the median over them; {peak_rule}")
+                  f"implementation, interleaved, then the median over them (p90: over every timed run); "
+                  f"{peak_rule}" + (f"; under load: {load} busy process(es) beside it" if load else ""))
     rows = []
     for loss, shape_name in CASES:
-        if only and loss not in only:
+        if (only and loss not in only) or (shapes_only and shape_name not in shapes_only):
             continue
         impls = ["textbook", "focalkit"]
         if (loss, shape_name) in COMPILED:
@@ -360,16 +406,20 @@ def run_bench(args: argparse.Namespace) -> int:
                 if "error" in r:
                     results[impl] = r
                 elif round_ == 0:
-                    results[impl] = {**r, "ms_rounds": [r["ms"]]}
+                    results[impl] = {**r, "ms_rounds": [r["ms"]], "all_ms": list(r.get("times_ms", [r["ms"]]))}
                 else:
                     results[impl]["ms_rounds"].append(r["ms"])
+                    results[impl]["all_ms"] += r.get("times_ms", [r["ms"]])
                 console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(r)}", highlight=False)
         for r in results.values():
             if "ms_rounds" in r:
                 r["ms"] = statistics.median(r["ms_rounds"])
+                r["p90_ms"] = _quantile(r["all_ms"], 0.9)
         rows.append((loss, shape_name, results))
-    table = Table(title="ratios against the textbook eager formula, measured in this run (higher is better)")
-    for col in ("loss", "shape", "impl", "ms", "peak MiB", "peak / input", "speed-up", "memory saving", "note"):
+    title = "ratios against the textbook eager formula, measured in this run (higher is better)"
+    table = Table(title=title + (f"; {load} busy process(es) beside it" if load else ""))
+    for col in ("loss", "shape", "impl", "ms (p50)", "p90", "peak MiB", "peak / input", "speed-up", "p90 ratio",
+                "memory saving", "note"):
         table.add_column(col, no_wrap=True)
     for loss, shape_name, results in rows:
         base = results["textbook"]
@@ -378,20 +428,27 @@ def run_bench(args: argparse.Namespace) -> int:
             if impl == "copy":
                 continue
             if "error" in r:
-                table.add_row(loss, shape_name, impl, "-", "-", "-", "-", "-", r["error"][:40])
+                table.add_row(loss, shape_name, impl, "-", "-", "-", "-", "-", "-", "-", r["error"][:40])
                 continue
             speed = base["ms"] / r["ms"] if "ms" in base else float("nan")
+            tail = base["p90_ms"] / r["p90_ms"] if "p90_ms" in base and "p90_ms" in r else float("nan")
             saving = base["peak_mib"] / max(r["peak_mib"], 1e-9) if "peak_mib" in base else float("nan")
             note = f"first call {r['first_call_s']:.1f} s" if r.get("first_call_s") else ""
             if "ms" in copy:  # the bandwidth this run reaches, as a fraction of a plain copy's
                 note += f" {(r['bytes'] / r['ms']) / (copy['bytes'] / copy['ms']):.0%} of copy bandwidth"
-            table.add_row(loss, shape_name, impl, f"{r['ms']:.1f}", f"{r['peak_mib']:.0f}",
-                          f"{r['peak_mib'] / r['input_mib']:.2f}", f"{speed:.2f}x", f"{saving:.2f}x", note)
+            table.add_row(loss, shape_name, impl, _ms(r["ms"]), _ms(r.get("p90_ms", float("nan"))),
+                          f"{r['peak_mib']:.0f}", f"{r['peak_mib'] / r['input_mib']:.2f}", f"{speed:.2f}x",
+                          f"{tail:.2f}x", f"{saving:.2f}x", note)
     console.print(table)
     if getattr(args, "json", None):
         with open(args.json, "w") as fh:
-            json.dump([{"loss": a, "shape": b, "results": c} for a, b, c in rows], fh, indent=2)
+            json.dump({"load": load, "threads": threads, "where": where,
+                       "rows": [{"loss": a, "shape": b, "results": c} for a, b, c in rows]}, fh, indent=2)
     return 0
+
+
+def _ms(value: float) -> str:
+    return "-" if value != value else (f"{value:.1f}" if value >= 1 else f"{value:.3f}")
 
 
 def _fmt(r: dict[str, Any]) -> str:

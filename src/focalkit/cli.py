@@ -66,6 +66,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -188,7 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", nargs="*", default=None,
                        help="loss names to run: bce_smooth focal hard soft ghmc10 ghmc30 ce softmax_focal "
                             "softmax_hard softmax_soft (default: all)")
+    bench.add_argument("--shapes", nargs="*", default=None,
+                       help="shape names to run: detection segmentation multiclass sequence small-detection "
+                            "small-segmentation small-multiclass (default: all)")
     bench.add_argument("--json", default=None, help="also write the raw numbers to this file")
+    bench.add_argument("--load", type=_count, default=0, metavar="N",
+                       help="start N busy processes beside the benchmark (ended by their id afterwards): the p50 "
+                            "and p90 under load, as DataLoader workers would make it")
     bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="where the losses run (cuda: the Triton kernels, timed with synchronize)")
     return parser
