@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GPU check, prepared for a CUDA machine with a fresh checkout:
+#
+#   benchmarks/gpu_check.sh OUT_DIR
+#
+# 1. creates .venv-gpu and installs torch (the CUDA build PyPI serves on Linux) and focalkit's test extras;
+# 2. runs tests/test_triton.py on the GPU (FOCALKIT_TEST_DEVICE=cuda: the Triton kernels on hardware);
+# 3. runs `focalkit bench --device cuda --quick` (time, CUDA peak memory, fraction of a copy's bandwidth);
+# 4. writes OUT_DIR/gpu_check.json (machine, versions, test counts, exit codes) and OUT_DIR/gpu_check.md
+#    (the test summary and the bench table), plus the raw pytest and bench output beside them.
+#
+# It exits non-zero, loudly, on any failure or mismatch: no CUDA device, a failed install, a failing or
+# erroring test, a bench error. Budget: under 8 minutes on a warm pip cache (each step has a timeout).
+set -uo pipefail
+
+OUT="${1:?usage: benchmarks/gpu_check.sh OUT_DIR}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+cd "$ROOT"
+VENV="${GPU_CHECK_VENV:-.venv-gpu}"
+PY="$VENV/bin/python"
+fail() { echo "gpu_check: FAILED: $*" >&2; echo "{\"ok\": false, \"failed\": \"$*\"}" > "$OUT/gpu_check.json"; exit 1; }
+
+command -v nvidia-smi > /dev/null || fail "nvidia-smi not found: this is not a CUDA machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/nvidia-smi.txt" \
+    || fail "nvidia-smi cannot see a GPU"
+
+if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV" || fail "python3 -m venv"
+fi
+timeout 300 "$PY" -m pip install -q --upgrade pip > "$OUT/install.log" 2>&1 || fail "pip upgrade (see install.log)"
+timeout 300 "$PY" -m pip install -q torch==2.13.0 >> "$OUT/install.log" 2>&1 || fail "torch install (see install.log)"
+timeout 300 "$PY" -m pip install -q -e '.[cli,test,triton]' >> "$OUT/install.log" 2>&1 \
+    || fail "focalkit install (see install.log)"
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || fail "torch.cuda.is_available() is False after the install"
+
+# Triton 3.9 warns at the first compile when TRITON_DEFAULT_FP_FUSION is unset, and this project's pytest
+# turns warnings into errors; issue 14 passes enable_fp_fusion explicitly, until then it is set here.
+export TRITON_DEFAULT_FP_FUSION="${TRITON_DEFAULT_FP_FUSION:-1}"
+FOCALKIT_TEST_DEVICE=cuda timeout 360 "$PY" -m pytest tests/test_triton.py -q -p no:cacheprovider \
+    --junitxml "$OUT/test_triton.xml" > "$OUT/test_triton.txt" 2>&1
+TESTS_RC=$?
+timeout 240 "$PY" -m focalkit bench --device cuda --quick --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
+BENCH_RC=$?
+
+"$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" <<'EOF'
+import json, platform, sys, xml.etree.ElementTree as ET
+from pathlib import Path
+
+out, tests_rc, bench_rc = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import torch
+
+summary = {"gpu": (out / "nvidia-smi.txt").read_text().strip(), "torch": torch.__version__,
+           "cuda": torch.version.cuda, "python": platform.python_version(), "tests_rc": tests_rc,
+           "bench_rc": bench_rc}
+try:
+    import triton
+    summary["triton"] = triton.__version__
+except ImportError:
+    summary["triton"] = None
+try:
+    suite = ET.parse(out / "test_triton.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    summary["tests"] = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+except (OSError, ET.ParseError, AttributeError):
+    summary["tests"] = None
+bench_errors = []
+if (out / "bench.json").exists():
+    for row in json.loads((out / "bench.json").read_text())["rows"]:
+        bench_errors += [f"{row['loss']} {row['shape']} {impl}: {r['error']}" for impl, r in row["results"].items()
+                         if "error" in r]
+summary["bench_errors"] = bench_errors
+t = summary["tests"]
+summary["ok"] = bool(tests_rc == 0 and bench_rc == 0 and t and not t["failures"] and not t["errors"]
+                     and not bench_errors)
+(out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
+tail = (out / "test_triton.txt").read_text().strip().splitlines()[-1:] if (out / "test_triton.txt").exists() else []
+bench = (out / "bench.txt").read_text() if (out / "bench.txt").exists() else ""
+(out / "gpu_check.md").write_text(
+    f"# GPU check\n\n{summary['gpu']}; torch {summary['torch']} (CUDA {summary['cuda']}), triton {summary['triton']}\n\n"
+    f"tests/test_triton.py on cuda: {tail[0] if tail else 'no output'}\n\n```\n{bench}\n```\n")
+print(json.dumps(summary, indent=2))
+sys.exit(0 if summary["ok"] else 1)
+EOF
+RC=$?
+[ "$RC" -eq 0 ] || fail "tests or bench did not pass (tests rc $TESTS_RC, bench rc $BENCH_RC; see $OUT)"
+echo "gpu_check: ok ($OUT/gpu_check.json, $OUT/gpu_check.md)"
