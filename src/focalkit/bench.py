@@ -8,10 +8,12 @@ percent over minutes, and interleaving makes a slow spell hit every implementati
 
 One more child per implementation measures memory: it runs with glibc's mmap threshold fixed at
 64 KiB (``MALLOC_MMAP_THRESHOLD_``), so that every block the loss allocates is mapped on allocation
-and unmapped on free and the resident set follows live memory; it hands freed memory back
-(``malloc_trim``), reads the resident set, runs forward + backward twice, and reports the process's
-high-water mark (``ru_maxrss``) minus that resident set: every byte the loss and its backward held
-at once, the gradient included. Ratios are against the textbook eager formula measured in the same
+and unmapped on free and the resident set follows live memory; it runs forward + backward once (the
+first call initialises torch's engines and thread pools, which is not the loss's memory), hands freed
+memory back (``malloc_trim``), reads the resident set, resets the kernel's high-water mark
+(``/proc/self/clear_refs``), runs forward + backward again, and reports the high-water mark
+(``VmHWM``; ``ru_maxrss`` where it cannot be reset) minus that resident set: every byte the loss and
+its backward held at once, the gradient included. Ratios are against the textbook eager formula measured in the same
 invocation, on the same machine, with the same thread count.
 
 With ``--device cuda`` the same cases run on the GPU (the Triton kernels, where Triton is
@@ -205,6 +207,24 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> bool:
+    """Reset the kernel's resident high-water mark (VmHWM; Linux >= 4.0), so that it covers what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _trim() -> None:
     import ctypes
     import gc
@@ -265,26 +285,31 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         synchronize()
         first = time.perf_counter() - start
         x.grad = None
+    inner = max(1, SMALL_BATCH // max(x.numel(), 1)) if impl != "copy" else 1  # small inputs: a batch of calls
+    for _ in range(spec["warmup"]):  # first calls initialise torch's engines and pools: not the loss's memory
+        fn(x, y).backward()
+        x.grad = None
+    synchronize()
     _trim()
     before = _rss_bytes()
+    hwm = _reset_peak()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     times = []
-    inner = max(1, SMALL_BATCH // max(x.numel(), 1)) if impl != "copy" else 1  # small inputs: a batch of calls
-    for i in range(spec["warmup"] + spec["repeats"]):
+    for _ in range(spec["repeats"]):
         synchronize()
         start = time.perf_counter()
         for _ in range(inner):
             fn(x, y).backward()
             x.grad = None
         synchronize()
-        elapsed = (time.perf_counter() - start) / inner
-        if i >= spec["warmup"]:
-            times.append(elapsed)
+        times.append((time.perf_counter() - start) / inner)
     if cuda:
         peak = torch.cuda.max_memory_allocated() - before
+    elif hwm:
+        peak = _peak_rss_bytes() - before
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     times.sort()
