@@ -98,6 +98,38 @@ def test_the_fused_loss_under_autocast_and_grad_mode_matches_one_thread(monkeypa
     assert torch.equal(ga, gb)
 
 
+def test_a_forked_child_gets_its_own_workers(monkeypatch):
+    """DataLoader workers and multiprocessing fork the process: the parent's worker threads are not there."""
+    import multiprocessing
+    import warnings
+
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 37)
+    x = torch.randn(40, 30)
+    y = (torch.rand(40, 30) < 0.2).float()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = fk.sigmoid_focal_loss(x, y)  # the parent's pool exists now
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork of a threaded process
+            ctx = multiprocessing.get_context("fork")
+            queue = ctx.Queue()
+            child = ctx.Process(target=_child_loss, args=(x, y, queue))
+            child.start()
+            child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+        assert child.exitcode == 0, "the forked child hung or failed"
+        assert queue.get(timeout=5) == expected.item()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _child_loss(x, y, queue):
+    fused.CHUNK_ELEMENTS = 37
+    queue.put(fk.sigmoid_focal_loss(x, y).item())
+
+
 def _imports(module: str) -> set[str]:
     path = Path(fused.__file__).parent / f"{module}.py"
     names = set()

@@ -18,6 +18,7 @@ thread ran which slice (partial sums are added in slice order).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,17 @@ __all__ = ["for_each_slice", "slice_threads"]
 _lock = threading.Lock()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _PREFIX = "focalkit-slices"
+
+
+def _forget_pools() -> None:
+    """In a forked child the workers do not exist: start afresh (else the next pooled call would wait forever)."""
+    global _lock
+    _lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def slice_threads() -> int:
