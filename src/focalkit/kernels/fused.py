@@ -2,8 +2,10 @@
 
 Why chunks: on a CPU an elementwise op over a 30 MiB tensor is bound by memory traffic and by
 page faults on freshly allocated outputs. Evaluating the whole formula (loss *and* its closed-form
-gradient, :mod:`focalkit._formulas`) on slices of ~128k elements keeps every temporary in cache and
-reuses the same small allocations, so a dozen ops cost little more than one pass over memory. Only
+gradient, :mod:`focalkit._formulas`) on slices of ~128k elements keeps the temporaries near the core
+and reuses the same small allocations, so a dozen ops cost little more than one pass over memory.
+The slices are spread over worker threads, each op of a slice on one thread (:mod:`.threads`: no
+OpenMP region per op, which stalled under load). Only
 the gradient is kept for backward (one input-sized buffer), already scaled by the reduction; for
 the usual ``loss.backward()`` on a CPU it is handed to autograd as it is (see :func:`_hand_over`),
 otherwise multiplied by the incoming gradient. Nothing else input-sized is allocated, except the
