@@ -273,3 +273,15 @@ def test_vmap_of_the_loss(case):
     batched = torch.func.vmap(lambda z, t: _call(case, z, t))(x, y)
     torch.testing.assert_close(batched, torch.stack([_call(case, x[i], y[i]) for i in range(6)]),
                                rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("target", ["ids", "probabilities"])
+def test_softmax_with_no_positions_on_the_chunked_path(reduction, target):
+    """``[N, C, 0]`` raised ``shape '[2, 3, 1]' is invalid for input of size 0``."""
+    x = torch.randn(2, 3, 0, requires_grad=True)
+    t = torch.zeros(2, 0, dtype=torch.long) if target == "ids" else torch.zeros(2, 3, 0)
+    loss = fk.cross_entropy(x, t, reduction=reduction)
+    loss.sum().backward()
+    assert loss.shape == ((2, 0) if reduction == "none" else ())
+    assert x.grad.shape == (2, 3, 0)

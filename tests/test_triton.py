@@ -189,6 +189,21 @@ def test_classes_last_and_empty_inputs(on_triton):
     assert empty.grad.shape == (0, 5)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_softmax_with_no_positions_gives_the_empty_result_and_no_phantom_rows(on_triton, reduction):
+    """``[N, C, 0]``: ``s = max(1, numel // (N·C))`` made N phantom rows (the interpreter crashed, a GPU would
+    read out of bounds); the chunked path raised. Both now give the empty result."""
+    x = torch.randn(2, 3, 0, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    t = torch.zeros(2, 0, dtype=torch.long, device=DEVICE)
+    loss = fk.softmax_focal_loss(x, t, reduction=reduction)
+    loss.sum().backward()
+    assert loss.shape == ((2, 0) if reduction == "none" else ())
+    assert x.grad.shape == (2, 3, 0)
+    if reduction != "none":
+        assert float(loss.detach()) == 0.0
+    assert triton_kernels._Softmax(x.detach(), t, None).s == 0
+
+
 def test_ghmc_histogram_matches_bincount(on_triton):
     x = torch.randn(1000, dtype=torch.float64, device=DEVICE) * 3
     y = (torch.rand(1000, device=DEVICE) < 0.2).double()

@@ -27,6 +27,7 @@ What a slice becomes before the formula (ignored targets, smoothing, weights, GH
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import torch
@@ -228,7 +229,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
     bins = cfg.bins
     with torch.no_grad():
         counts = None
-        if triton_kernels.wanted(x):  # the loss pass finds the bins again
+        if x.numel() and triton_kernels.wanted(x):  # the loss pass finds the bins again
             with contextlib.suppress(triton_kernels.TritonUnavailable):
                 counts, n_valid = triton_kernels.ghmc_counts(cfg, x, y, weight)
                 bin_index = None
@@ -270,7 +271,7 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
     if through_autograd(y, weight, pos_weight, normalizer):
         return sigmoid_reference(cfg, x, y, weight, pos_weight, beta_bins, normalizer, out_dtype or x.dtype,
                                  bin_index)
-    if triton_kernels.wanted(x):
+    if x.numel() and triton_kernels.wanted(x):  # an empty input needs no kernel: the chunked path's empty result
         with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
             return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
                                                normalizer=normalizer, out_dtype=out_dtype or x.dtype)
@@ -287,7 +288,7 @@ class _SoftmaxLoss(torch.autograd.Function):
                 out_dtype: torch.dtype) -> Tensor:
         shape = x.shape
         n, c = shape[0], shape[1]
-        s = max(1, x.numel() // max(n * c, 1))
+        s = math.prod(shape[2:])  # positions per sample: 0 for an empty [N, C, 0]
         x3 = x.reshape(n, c, s)
         t3 = t.reshape(n, c, s) if not cfg.sparse else t.reshape(n, s)
         w2 = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
@@ -345,7 +346,10 @@ class _SoftmaxLoss(torch.autograd.Function):
 
 
 def _slices(n: int, s: int, per: int):
-    """(row0, row1, pos0, pos1) slices of an ``(n, ·, s)`` layout holding about ``per`` positions each."""
+    """(row0, row1, pos0, pos1) slices of an ``(n, ·, s)`` layout holding about ``per`` positions each
+    (none for an empty input)."""
+    if n == 0 or s == 0:
+        return
     if s >= per:
         for r in range(n):
             for s0 in range(0, s, per):
@@ -365,7 +369,7 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
 
     if through_autograd(t, weight, class_factor, class_weight, normalizer):
         return softmax_reference(cfg, x, t, weight, class_factor, class_weight, normalizer, out_dtype or x.dtype)
-    if triton_kernels.wanted(x) and triton_kernels.softmax_supported(cfg, x.shape[1]):
+    if x.numel() and triton_kernels.wanted(x) and triton_kernels.softmax_supported(cfg, x.shape[1]):
         with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
             return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,
                                                class_weight=class_weight, normalizer=normalizer,

@@ -8,6 +8,7 @@ derivatives, gradients for targets and weights, ``torch.func``, and cross-checks
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +154,7 @@ def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor |
     """The same loss through plain autograd (whole tensors)."""
     shape = x.shape
     n, c = shape[0], shape[1]
-    s = max(1, x.numel() // max(n * c, 1))
+    s = math.prod(shape[2:])  # 0 for an empty [N, C, 0]
     w = None if weight is None else weight.expand(shape[:1] + shape[2:]).reshape(n, s)
     loss, _, den = _softmax_chunk(cfg, x.reshape(n, c, s), t.reshape(n, s) if cfg.sparse else t.reshape(n, c, s),
                                   w, class_factor, class_weight, order=0)
