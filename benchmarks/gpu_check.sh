@@ -36,9 +36,8 @@ timeout 300 "$PY" -m pip install -q -e '.[cli,test,triton]' >> "$OUT/install.log
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || fail "torch.cuda.is_available() is False after the install"
 
-# Triton 3.9 warns at the first compile when TRITON_DEFAULT_FP_FUSION is unset, and this project's pytest
-# turns warnings into errors; issue 14 passes enable_fp_fusion explicitly, until then it is set here.
-export TRITON_DEFAULT_FP_FUSION="${TRITON_DEFAULT_FP_FUSION:-1}"
+# The kernels pass enable_fp_fusion explicitly (Triton 3.9 warns at the first compile otherwise, and this
+# project's pytest turns warnings into errors); TRITON_DEFAULT_FP_FUSION is left as the caller has it.
 FOCALKIT_TEST_DEVICE=cuda timeout 360 "$PY" -m pytest tests/test_triton.py -q -p no:cacheprovider \
     --junitxml "$OUT/test_triton.xml" > "$OUT/test_triton.txt" 2>&1
 TESTS_RC=$?

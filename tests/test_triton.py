@@ -370,3 +370,18 @@ def test_a_failing_kernel_raises_with_always(on_triton, monkeypatch):
     with pytest.raises(RuntimeError, match="no kernel image"):
         fk.sigmoid_focal_loss(torch.randn(3, 2, dtype=torch.float64, device=DEVICE),
                               torch.ones(3, 2, dtype=torch.float64, device=DEVICE))
+
+
+def test_launches_state_fp_fusion():
+    """Left unset, Triton 3.9 warns at the first compile (``TRITON_DEFAULT_FP_FUSION``), and this suite turns
+    warnings into errors: every launch passes ``enable_fp_fusion`` itself (issue 14, item 6)."""
+    seen = {}
+
+    class Kernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.update(grid=grid, args=args, kwargs=kwargs)
+            return launch
+
+    triton_kernels._launch(Kernel(), (3,), "x", "y", BLOCK=64)
+    assert seen == {"grid": (3,), "args": ("x", "y"), "kwargs": {"enable_fp_fusion": True, "BLOCK": 64}}
