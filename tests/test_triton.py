@@ -385,3 +385,29 @@ def test_launches_state_fp_fusion():
 
     triton_kernels._launch(Kernel(), (3,), "x", "y", BLOCK=64)
     assert seen == {"grid": (3,), "args": ("x", "y"), "kwargs": {"enable_fp_fusion": True, "BLOCK": 64}}
+
+
+def test_launches_make_the_tensors_device_current(monkeypatch):
+    """Triton launches on the current CUDA device, not the tensors': each launch enters ``torch.cuda.device``
+    of its first tensor's device (here recorded; no GPU needed)."""
+    entered = []
+
+    class Recorder:
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            entered.append(self.device)
+
+        def __exit__(self, *exc):
+            return False
+
+    class OnGpu1:
+        device = torch.device("cuda", 1)
+
+    monkeypatch.setattr(torch.cuda, "device", Recorder)
+    kernel = type("K", (), {"__getitem__": lambda self, grid: lambda *a, **k: None})()
+    triton_kernels._launch(kernel, (1,), OnGpu1(), 3)
+    assert entered == [torch.device("cuda", 1)]
+    triton_kernels._launch(kernel, (1,), torch.zeros(2), 3)  # CPU tensors (the interpreter): nothing entered
+    assert entered == [torch.device("cuda", 1)]

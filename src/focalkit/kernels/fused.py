@@ -244,7 +244,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
         if bin_normalization == "nonempty":
             divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
         else:
-            divisor = torch.tensor(float(bins), dtype=dtype, device=x.device)
+            divisor = torch.full((), float(bins), dtype=dtype, device=x.device)  # filled there: no host copy
         beta_bins = ghmc_beta(TorchOps, density, n_valid, divisor)
     return beta_bins, density, bin_index
 

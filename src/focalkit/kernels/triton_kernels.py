@@ -98,6 +98,18 @@ def _mode() -> str:
     return mode
 
 
+def _on_device(args: tuple[Any, ...]) -> Any:
+    """The launch's device made current: Triton launches on ``torch.cuda.current_device()`` and its current
+    stream, not on the tensors' device, so logits on ``cuda:1`` with ``cuda:0`` current would be read from
+    the wrong GPU (issue 14, item 1)."""
+    import contextlib
+
+    device = next((a.device for a in args if isinstance(getattr(a, "device", None), torch.device)), None)
+    if device is not None and device.type == "cuda":
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
 def _launch(kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
     """Launch, and on a failure (a Triton or driver that cannot build this kernel on this GPU) give the
     kernels up for the process with one warning, unless ``FOCALKIT_TRITON=always`` (then it raises)."""
@@ -105,7 +117,8 @@ def _launch(kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -
     try:
         # fp fusion (FMA) stated, as Triton's default: left unset, Triton 3.9 warns at the first compile, which a
         # test run that turns warnings into errors would fail on (the interpreter ignores the option)
-        kernel[grid](*args, enable_fp_fusion=True, **constexprs)
+        with _on_device(args):
+            kernel[grid](*args, enable_fp_fusion=True, **constexprs)
     except Exception as exc:
         if _mode() == "always":
             raise
