@@ -61,6 +61,9 @@ def test_torch_thread_settings_are_left_as_they_were(monkeypatch):
         fresh.start()
         fresh.join()
         assert seen == [2]
+        info = torch.__config__.parallel_info()
+        if "mkl_get_max_threads()" in info:  # MKL's count is process-wide: the user's matmuls keep their threads
+            assert "mkl_get_max_threads() : 2" in info, info
     finally:
         torch.set_num_threads(before)
 

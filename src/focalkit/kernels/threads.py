@@ -59,10 +59,14 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         if pool is None:
             caller = torch.get_num_threads()
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX, initializer=_one_thread)
-            started = [pool.submit(lambda: None) for _ in range(workers)]  # start the threads now
+            # start every worker now, each held at the barrier until all run (an idle one would otherwise take
+            # the next start-up task, and a worker started later would set the process-wide default again)
+            barrier = threading.Barrier(workers)
+            started = [pool.submit(barrier.wait) for _ in range(workers)]
             for future in started:
                 future.result()
-            torch.set_num_threads(caller)  # torch.set_num_threads also sets a process-wide default: restored
+            # torch.set_num_threads also sets a process-wide default (new threads' count, MKL's): restored
+            torch.set_num_threads(caller)
             _pools[workers] = pool
         return pool
 
