@@ -23,7 +23,7 @@ from rich.table import Table
 
 from .experiment import prepare, run_prepared
 from .losses import parse_spec
-from .report import atomic_report_dir, run_metadata
+from .report import atomic_report_dir, format_value, run_metadata
 from .stats import mean_interval, paired_t_p
 
 __all__ = ["CLAIMS", "ClaimResult", "k_for_gamma", "run_claims"]
@@ -135,7 +135,7 @@ def claim_noise(args: argparse.Namespace, console: Console) -> ClaimResult:
     low, high = mean_interval(gain)
     evidence["noise makes GHM-C gain"] = {"mean": float(gain.mean()), "ci95": [low, high], "t_test_p": paired_t_p(gain)}
     summary_text = (f"with 20% flipped training labels, GHM-C − focal = {noisy['mean_diff']:+.3f} AP "
-                    f"[{_num(noisy['ci_low'])}, {_num(noisy['ci_high'])}] ({noisy['verdict']}); clean: "
+                    f"[{format_value(noisy['ci_low'])}, {format_value(noisy['ci_high'])}] ({noisy['verdict']}); clean: "
                     f"{evidence['noise 0%']['mean_diff']:+.3f}; change with noise {gain.mean():+.3f} "
                     f"[{low:+.3f}, {high:+.3f}]")
     return ClaimResult(3, "GHM-C resists outliers (label noise) that focal loss chases", verdict, summary_text,
@@ -172,13 +172,9 @@ def claim_k_gamma(args: argparse.Namespace, console: Console) -> ClaimResult:
                                                                                                "not shown")
     text = ("K matching γ at p = 0.9: " + ", ".join(f"{g:g}→{fits[g][0]:.2f}" for g in gammas)
             + f" (largest weight gap on easy examples {max(v[1] for v in fits.values()):.3f}); trained, softened "
-            f"K={k2:.2f} − focal γ=2 = {_num(comp['mean_diff'])} AP [{_num(comp['ci_low'])}, {_num(comp['ci_high'])}] "
-            f"({comp['verdict']})")
+            f"K={k2:.2f} − focal γ=2 = {format_value(comp['mean_diff'])} AP [{format_value(comp['ci_low'])}, "
+            f"{format_value(comp['ci_high'])}] ({comp['verdict']})")
     return ClaimResult(4, "K of the softened loss and γ of focal loss play the same role", verdict, text, evidence)
-
-
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.3f}"
 
 
 CLAIMS = [claim_speed, claim_imbalance, claim_noise, claim_k_gamma]

@@ -24,7 +24,8 @@ from rich.table import Table
 from .metrics import DESCRIPTIONS, LOWER_IS_BETTER
 from .results import RunResult, Summary, interval_words
 
-__all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", "render_table", "write_report"]
+__all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", "format_value", "render_table",
+           "write_report"]
 
 COLOURS = {"better": "green", "worse": "red", "no effect": "yellow", "inconclusive": "dim", "no verdict": "dim"}
 SHORT = {"ap": "AP", "roc_auc": "ROC-AUC", "f1": "F1", "iou": "IoU", "balanced_accuracy": "bal. acc.",
@@ -32,12 +33,13 @@ SHORT = {"ap": "AP", "roc_auc": "ROC-AUC", "f1": "F1", "iou": "IoU", "balanced_a
          "ece_ts": "ECE (TS) ↓"}
 
 
-def _fmt(value: float | None, spec: str = "+.3f") -> str:
+def format_value(value: float | None, spec: str = "+.3f") -> str:
+    """A number as the tables print it; "—" where there is none (no interval below 3 seeds)."""
     return "—" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def _interval(c: dict[str, Any]) -> str:
-    return f"{_fmt(c['mean_diff'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
+    return f"{format_value(c['mean_diff'])} [{format_value(c['ci_low'])}, {format_value(c['ci_high'])}]"
 
 
 def _level_words(summary: Summary) -> str:
@@ -60,7 +62,7 @@ def render_table(summary: Summary, console: Console) -> None:
         main.add_row(
             loss, f"{stats['ap']['mean']:.3f} ± {stats['ap']['sd']:.3f}",
             _interval(c) if c else "baseline",
-            f"{_fmt(c['p_value'], '.3f')} ({_fmt(c['p_holm'], '.3f')})" if c else "",
+            f"{format_value(c['p_value'], '.3f')} ({format_value(c['p_holm'], '.3f')})" if c else "",
             f"[{COLOURS[c['verdict']]}]{c['verdict']}[/]" if c else "",
         )
     console.print(main)
@@ -70,7 +72,7 @@ def render_table(summary: Summary, console: Console) -> None:
     for m in others:
         other.add_column(SHORT[m], no_wrap=True, justify="right")
     for loss, stats in summary.metrics.items():
-        other.add_row(loss, *(_fmt(stats[m]["mean"], ".3f") for m in others))
+        other.add_row(loss, *(format_value(stats[m]["mean"], ".3f") for m in others))
     console.print(other)
     undecided = [c for c in summary.comparisons if c["verdict"] == "no verdict"]
     if undecided:
@@ -99,8 +101,8 @@ def markdown(summary: Summary, meta: dict[str, Any]) -> str:
     for loss, stats in summary.metrics.items():
         c = comps.get(loss)
         diff = _interval(c) if c else "—"
-        p = f"{_fmt(c['p_value'], '.3f')} ({_fmt(c['p_holm'], '.3f')})" if c else "—"
-        cells = [f"{_fmt(stats[m]['mean'], '.3f')} ± {_fmt(stats[m]['sd'], '.3f')}" for m in names]
+        p = f"{format_value(c['p_value'], '.3f')} ({format_value(c['p_holm'], '.3f')})" if c else "—"
+        cells = [f"{format_value(stats[m]['mean'], '.3f')} ± {format_value(stats[m]['sd'], '.3f')}" for m in names]
         lines.append(f"| {loss} | {cells[0]} | {diff} | {p} | {c['verdict'] if c else 'baseline'} | "
                      f"{c['reason'] if c else ''} | " + " | ".join(cells[1:]) + " |")
     lines += ["", "## What this says", "", _plain_words(summary), "",

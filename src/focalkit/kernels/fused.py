@@ -61,7 +61,7 @@ CHUNK_ELEMENTS = 1 << 17  # elements per slice on a CPU (twice that for softmax)
 DEVICE_CHUNK_FACTOR = 32  # on a GPU a slice (4M elements) bounds the temporaries (16 MiB each), not the cache
 
 
-def _chunk(device: torch.device, scale: int = 1, n: int | None = None) -> int | None:
+def _chunk(device: torch.device, scale: int = 1) -> int | None:
     """Elements per slice (``None``: the whole tensor, under ``torch.compile``).
 
     On a CPU the slices are spread over worker threads by :func:`.threads.for_each_slice`, each op of
@@ -111,7 +111,7 @@ class _SigmoidLoss(torch.autograd.Function):
         wf = _flat(weight, shape)
         pwf = _flat(pos_weight, shape) if isinstance(pos_weight, Tensor) else pos_weight
         n = xf.numel()
-        chunk = _chunk(x.device, n=n) or max(n, 1)
+        chunk = _chunk(x.device) or max(n, 1)
         none = cfg.reduction == "none"
         acc_dtype = torch.float64 if x.device.type == "cpu" else cfg.dtype
         count_positives = normalizer == "positives"
@@ -190,7 +190,7 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
         return counts, counted.sum(), index
     n = xf.numel()
     bin_index = torch.empty(n, dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
-    chunk = _chunk(x.device, n=n) or max(n, 1)
+    chunk = _chunk(x.device) or max(n, 1)
     slices = max(1, -(-n // chunk))
     # counts in float64: float32 stops counting at 2**24 (16,777,216 + 1 = 16,777,216)
     partials = torch.zeros((slices, bins + 1), dtype=torch.float64, device=x.device)

@@ -19,8 +19,8 @@ from torch import Tensor
 from .ops import TINY, TorchOps
 from .slices import sigmoid_slice_terms, softmax_dense_slice_terms, softmax_sparse_slice_terms
 
-__all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "grad_through_formula", "reduce_scale",
-           "sigmoid_reference", "softmax_reference"]
+__all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "grad_through_formula", "sigmoid_reference",
+           "softmax_reference"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,3 @@ def softmax_reference(cfg: SoftmaxConfig, x: Tensor, t: Tensor, weight: Tensor |
     if cfg.reduction == "none":
         return loss.reshape(shape[:1] + shape[2:]).to(out_dtype)
     return (loss.sum() * _reduce_scale(cfg.reduction, den.sum(), normalizer, cfg.sync)).to(out_dtype)
-
-
-reduce_scale = _reduce_scale
