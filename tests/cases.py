@@ -41,3 +41,20 @@ SOFTMAX = [
          "softmax", {"k": 2.0, "weighting": "complement"}),
 ]
 ALL = SIGMOID + SOFTMAX
+
+
+def fraud_table():
+    """A small user table for the command line's tests: 300 rows, a numeric column, a categorical one
+    with missing cells, a numeric one with missing values, and a rare ``fraud`` yes/no label."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({
+        "amount": rng.normal(size=n),
+        "channel": rng.choice(["web", "shop", None], size=n),
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 10, size=n)),
+    })
+    frame["fraud"] = np.where(frame["amount"] + rng.normal(scale=0.5, size=n) > 1.6, "yes", "no")
+    return frame

@@ -18,6 +18,8 @@ from focalkit.compare.data import DataError, load_dataset
 from focalkit.compare.losses import SpecError, parse_spec
 from focalkit.compare.metrics import evaluate, expected_calibration_error
 
+from .cases import fraud_table
+
 TINY = ["--seeds", "2", "--epochs", "6", "--lrs", "0.01", "--jobs", "1"]
 
 
@@ -61,14 +63,7 @@ def test_compare_multiclass_long_tail_and_rerun_replaces_report(tmp_path):
 
 
 def test_compare_on_a_user_csv_with_categorical_and_missing_values(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 300
-    frame = pd.DataFrame({
-        "amount": rng.normal(size=n),
-        "channel": rng.choice(["web", "shop", None], size=n),
-        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 10, size=n)),
-    })
-    frame["fraud"] = np.where(frame["amount"] + rng.normal(scale=0.5, size=n) > 1.6, "yes", "no")
+    frame = fraud_table()
     path = tmp_path / "rows.csv"
     frame.to_csv(path, index=False)
     data = load_dataset(str(path), target="fraud")

@@ -10,6 +10,8 @@ import pytest
 
 from focalkit.compare.data import DataError, load_dataset
 
+from .cases import fraud_table
+
 N = 1500
 WORDS = ["price", "support", "slow", "app", "billing", "great", "cancel", "moved", "competitor", "offer", "late",
          "refund", "contract", "family", "plan", "call"]
@@ -246,14 +248,8 @@ def test_every_column_left_out_suggests_features(tmp_path):
 
 
 def test_a_normal_csv_reads_as_before(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 300
-    frame = pd.DataFrame({
-        "amount": rng.normal(size=n),
-        "channel": rng.choice(["web", "shop", None], size=n),
-        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 10, size=n)),
-    })
-    frame["fraud"] = np.where(frame["amount"] + rng.normal(scale=0.5, size=n) > 1.6, "yes", "no")
+    frame = fraud_table()
+    n = len(frame)
     data = load_dataset(_write(tmp_path, frame), target="fraud")
     assert data.class_names == ["no", "yes"]
     assert data.features.shape == (n, 5)  # amount, channel one-hot (web, shop, missing), age

@@ -36,6 +36,7 @@ from torch import nn
 from ..data import DataError
 from ..losses import TrainingLoss
 from ..metrics import average_precision
+from .loop import train_epoch
 
 __all__ = ["DenseData", "DenseProtocol", "DenseTask", "fcn", "load_dense", "make_scenes"]
 
@@ -283,18 +284,10 @@ class DenseTask:
         probe = train[:64]  # GHM-C: the gradient-norm histogram on these training images' pixels
         since = 0
         for epoch in range(1, p.max_epochs + 1):
-            model.train()
             order = torch.randperm(len(train), generator=gen)
-            total = 0.0
-            for start in range(0, len(train), p.batch_size):
-                batch = order[start:start + p.batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x_train[batch]), y_train[batch])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(batch)
+            train_loss = train_epoch(model, opt, loss_fn, x_train, y_train, order, p.batch_size)
             ap = average_precision(*_as_pairs(*predict(val)))
-            curve.append((epoch, ap, total / len(train)))
+            curve.append((epoch, ap, train_loss))
             if loss_fn.ghm is not None:
                 y_probe, p_probe = predict(probe)
                 counts = np.histogram(np.abs(p_probe - y_probe), bins=loss_fn.ghm.bins, range=(0.0, 1.0))[0]

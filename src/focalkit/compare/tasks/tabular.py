@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from ..data import Dataset
 from ..losses import TrainingLoss
 from ..metrics import average_precision
+from .loop import train_epoch
 
 __all__ = ["Protocol", "Split", "TabularTask", "check_splittable", "prepare_split"]
 
@@ -137,21 +138,13 @@ def _train(loss_fn: TrainingLoss, split: Split, num_classes: int, lr: float, see
     reached: dict[float, int] = {}
     since_best = 0
     for epoch in range(1, protocol.max_epochs + 1):
-        model.train()
         order = torch.randperm(n, generator=gen).to(device)
-        total = 0.0
-        for start in range(0, n, protocol.batch_size):
-            batch = order[start:start + protocol.batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[batch]), y[batch])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(batch)
+        train_loss = train_epoch(model, opt, loss_fn, x, y, order, protocol.batch_size)
         if epoch % protocol.eval_every and epoch != protocol.max_epochs:
             continue
         model.eval()
         ap = average_precision(split.y_val, _probs(model, x_val, binary))
-        curve.append((epoch, ap, total / n))
+        curve.append((epoch, ap, train_loss))
         for target in targets:
             if ap >= target and target not in reached:
                 reached[target] = epoch
