@@ -5,7 +5,9 @@
 #
 # 1. creates .venv-gpu and installs torch (the CUDA build PyPI serves on Linux) and focalkit's test extras;
 # 2. runs tests/test_triton.py on the GPU (FOCALKIT_TEST_DEVICE=cuda: the Triton kernels on hardware);
-# 3. runs `focalkit bench --device cuda --quick` (time, CUDA peak memory, fraction of a copy's bandwidth);
+# 3. runs `focalkit bench --device cuda --quick` (time, CUDA peak memory, fraction of a copy's bandwidth),
+#    then benchmarks/gpu_extra.py (no host sync, CUDA-graph capture, empty and multi-block inputs, bf16
+#    bandwidth, offsets past 2**31), and its edge cases under compute-sanitizer memcheck where installed;
 # 4. writes OUT_DIR/gpu_check.json (machine, versions, test counts, exit codes) and OUT_DIR/gpu_check.md
 #    (the test summary and the bench table), plus the raw pytest and bench output beside them.
 #
@@ -43,17 +45,33 @@ FOCALKIT_TEST_DEVICE=cuda timeout 360 "$PY" -m pytest tests/test_triton.py -q -p
 TESTS_RC=$?
 timeout 240 "$PY" -m focalkit bench --device cuda --quick --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
 BENCH_RC=$?
+# the hardware checks of issue 14: no host sync, CUDA-graph capture, edges, bandwidth, offsets past 2**31
+timeout 300 "$PY" benchmarks/gpu_extra.py "$OUT/gpu_extra.json" > "$OUT/gpu_extra.txt" 2>&1
+EXTRA_RC=$?
+if command -v compute-sanitizer > /dev/null; then
+    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$PY" benchmarks/gpu_extra.py \
+        "$OUT/memcheck.json" --only edges > "$OUT/memcheck.txt" 2>&1
+    MEMCHECK_RC=$?
+else
+    echo "compute-sanitizer not found: memcheck not run" > "$OUT/memcheck.txt"
+    MEMCHECK_RC=0
+fi
 
-"$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" <<'EOF'
+"$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" "$EXTRA_RC" "$MEMCHECK_RC" <<'EOF'
 import json, platform, sys, xml.etree.ElementTree as ET
 from pathlib import Path
 
 out, tests_rc, bench_rc = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+extra_rc, memcheck_rc = int(sys.argv[4]), int(sys.argv[5])
 import torch
 
 summary = {"gpu": (out / "nvidia-smi.txt").read_text().strip(), "torch": torch.__version__,
            "cuda": torch.version.cuda, "python": platform.python_version(), "tests_rc": tests_rc,
-           "bench_rc": bench_rc}
+           "bench_rc": bench_rc, "extra_rc": extra_rc, "memcheck_rc": memcheck_rc}
+try:
+    summary["extra"] = json.loads((out / "gpu_extra.json").read_text())
+except (OSError, ValueError):
+    summary["extra"] = None
 try:
     import triton
     summary["triton"] = triton.__version__
@@ -72,17 +90,19 @@ if (out / "bench.json").exists():
                          if "error" in r]
 summary["bench_errors"] = bench_errors
 t = summary["tests"]
-summary["ok"] = bool(tests_rc == 0 and bench_rc == 0 and t and not t["failures"] and not t["errors"]
-                     and not bench_errors)
+summary["ok"] = bool(tests_rc == 0 and bench_rc == 0 and extra_rc == 0 and memcheck_rc == 0 and t
+                     and not t["failures"] and not t["errors"] and not bench_errors)
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
 tail = (out / "test_triton.txt").read_text().strip().splitlines()[-1:] if (out / "test_triton.txt").exists() else []
 bench = (out / "bench.txt").read_text() if (out / "bench.txt").exists() else ""
+extra = (out / "gpu_extra.txt").read_text() if (out / "gpu_extra.txt").exists() else ""
 (out / "gpu_check.md").write_text(
     f"# GPU check\n\n{summary['gpu']}; torch {summary['torch']} (CUDA {summary['cuda']}), triton {summary['triton']}\n\n"
-    f"tests/test_triton.py on cuda: {tail[0] if tail else 'no output'}\n\n```\n{bench}\n```\n")
+    f"tests/test_triton.py on cuda: {tail[0] if tail else 'no output'}\n\n```\n{bench}\n```\n\n"
+    f"Hardware checks (benchmarks/gpu_extra.py):\n\n```\n{extra}\n```\n")
 print(json.dumps(summary, indent=2))
 sys.exit(0 if summary["ok"] else 1)
 EOF
 RC=$?
-[ "$RC" -eq 0 ] || fail "tests or bench did not pass (tests rc $TESTS_RC, bench rc $BENCH_RC; see $OUT)"
+[ "$RC" -eq 0 ] || fail "a step did not pass (tests rc $TESTS_RC, bench rc $BENCH_RC, extra rc $EXTRA_RC, memcheck rc $MEMCHECK_RC; see $OUT)"
 echo "gpu_check: ok ($OUT/gpu_check.json, $OUT/gpu_check.md)"

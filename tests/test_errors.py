@@ -16,8 +16,20 @@ X2 = torch.randn(8, 3)
 Y2 = (torch.rand(8, 3) > 0.5).float()
 T1 = torch.randint(0, 3, (8,))
 
+META = torch.device("meta")  # a device other than the logits' (no GPU needed)
+
 ERRORS = [
     # (call, exception, message pattern)
+    (lambda: fk.sigmoid_focal_loss(X2, Y2.to(META)), ValueError,
+     r"sigmoid_focal_loss: target must be on the logits' device \(cpu\); got meta\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2, sample_weight=torch.ones(8, 1, device=META)), ValueError,
+     r"binary_cross_entropy: sample_weight must be on the logits' device \(cpu\); got meta\."),
+    (lambda: fk.binary_cross_entropy(X2, Y2, pos_weight=torch.ones(3, device=META)), ValueError,
+     r"binary_cross_entropy: pos_weight must be on the logits' device \(cpu\); got meta\."),
+    (lambda: fk.softmax_focal_loss(X2, T1.to(META)), ValueError,
+     r"softmax_focal_loss: target must be on the logits' device \(cpu\); got meta\."),
+    (lambda: fk.cross_entropy(X2, T1, sample_weight=torch.ones(8, device=META)), ValueError,
+     r"cross_entropy: sample_weight must be on the logits' device"),
     (lambda: fk.sigmoid_focal_loss(X2, Y2[:, 0]), ValueError,
      r"sigmoid_focal_loss: logits and target must have the same shape; got logits \(8, 3\), target \(8,\)\."),
     (lambda: fk.binary_cross_entropy(X2, Y2 * 2), ValueError,

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -309,9 +310,12 @@ def test_core_test_files_pass_with_every_loss_on_triton():
 
 def test_kernels_compile_for_a_cuda_gpu():
     """Every kind of generated kernel through Triton's real compiler down to a cubin for sm_90 (Hopper),
-    which needs no GPU: the interpreter accepts more than the compiler does. In the PTX, a sigmoid
-    kernel holds one ``ex2`` (the GPU's exp) per element: 8 per thread for a block of 1024 over 4 warps
-    (the log is a polynomial of ``fma``s), the softened loss with K ≠ 1 two."""
+    which needs no GPU: the interpreter accepts more than the compiler does. Sizes are compiled as the
+    ``i32`` a real launch below 2**31 gets (and the gradient kernels with ``i64`` too), bool and uint8
+    targets with a negative ``ignore_index``, and no address may come from a 32-bit product (issue 14,
+    items 2 and 5). In the PTX, a sigmoid kernel holds one ``ex2`` (the GPU's exp) per element: 8 per
+    thread for a block of 1024 over 4 warps (the log is a polynomial of ``fma``s), the softened loss
+    with K ≠ 1 two; a γ taken at run time adds the two of its powers."""
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "triton_aot.py"), "90"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -319,24 +323,52 @@ def test_kernels_compile_for_a_cuda_gpu():
     rows = {row["kernel"]: row for row in map(json.loads, done.stdout.splitlines())}
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed
-    assert len(rows) == 31
+    assert len(rows) == 47
+    narrow = {name: row["narrow_address_products"] for name, row in rows.items() if row["narrow_address_products"]}
+    assert not narrow
     for name, row in rows.items():
         if name.startswith("sigmoid") and "float64" not in name:
-            assert row["ex2"] == (16 if " soft " in name else 8), name
+            assert row["ex2"] == (16 if " soft " in name else 24 if "runtime" in name else 8), name
+
+
+def test_the_address_check_finds_a_32_bit_product(monkeypatch):
+    """The check above, on TTIR of the kind the old ``cls * S`` offset gave."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    from triton_aot import narrow_address_products
+
+    ttir = """
+    %cls_4 = tt.make_range {end = 32 : i32, start = 0 : i32} : tensor<32xi32> loc(#loc1)
+    %xoff_22 = tt.splat %S : i32 -> tensor<1x32xi32> loc(#loc2)
+    %xoff_23 = arith.muli %cls_4, %xoff_22 : tensor<1x32xi32> loc(#loc3)
+    %xoff_24 = arith.extsi %xoff_23 : tensor<1x32xi32> to tensor<1x32xi64> loc(#loc4)
+    %x = tt.addptr %x_ptr, %xoff_24 : tensor<1x32x!tt.ptr<f32>>, tensor<1x32xi64> loc(#loc5)
+    %wide = arith.muli %a, %b : tensor<1x32xi64> loc(#loc6)
+    %y = tt.addptr %y_ptr, %wide : tensor<1x32x!tt.ptr<f32>>, tensor<1x32xi64> loc(#loc7)
+    """
+    found = narrow_address_products(ttir)
+    assert len(found) == 1
+    assert found[0].startswith("%xoff_23 = arith.muli")
 
 
 class _Broken:
-    """A kernel that cannot be built, as on a GPU this Triton does not serve."""
+    """A kernel that raises at launch: by default as on a GPU this Triton cannot build for."""
+
+    def __init__(self, message: str = "Triton Error [CUDA]: no kernel image is available for execution on the device",
+                 error: type = RuntimeError):
+        self.message, self.error, self.calls = message, error, 0
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
-            raise RuntimeError("no kernel image is available for execution on the device")
+            self.calls += 1
+            raise self.error(self.message)
 
         return launch
 
 
 @pytest.mark.parametrize("fails", ["forward", "backward"])
-def test_a_kernel_that_fails_to_build_falls_back_with_one_warning(fails, monkeypatch):
+def test_a_kernel_that_cannot_be_built_falls_back_with_one_warning(fails, monkeypatch):
+    """That kernel is given up (one warning), its calls take the chunked kernels with the same results,
+    and the other kernels stay on Triton: no process-wide switch (issue 14, item 6)."""
     case = SIGMOID[1]
     x, y, w = _inputs(case, (6, 5))
     monkeypatch.setenv("FOCALKIT_TRITON", "0")
@@ -344,25 +376,100 @@ def test_a_kernel_that_fails_to_build_falls_back_with_one_warning(fails, monkeyp
     expected = case.function(xe, y, sample_weight=w, **case.options)
     expected.backward()
     monkeypatch.setenv("FOCALKIT_TRITON", "auto")
-    monkeypatch.setattr(triton_kernels, "_failure", None)
-    monkeypatch.setattr(triton_kernels, "wanted", lambda t: triton_kernels._failure is None)  # as on a GPU
+    monkeypatch.setattr(triton_kernels, "wanted", lambda t: True)  # as on a GPU
+    broken = _Broken()
     real = triton_kernels._sigmoid_kernel
     monkeypatch.setattr(triton_kernels, "_sigmoid_kernel",
-                        lambda cfg, mode, *a: _Broken() if (mode == "grad") == (fails == "backward") else real(
+                        lambda cfg, mode, *a: broken if (mode == "grad") == (fails == "backward") else real(
                             cfg, mode, *a))
-    xr = x.clone().requires_grad_(True)
 
     def loss_and_backward():
+        xr = x.clone().requires_grad_(True)
         value = case.function(xr, y, sample_weight=w, **case.options)
         value.backward()
-        return value
+        return value, xr.grad
 
-    with pytest.warns(RuntimeWarning, match="a Triton kernel failed .*no kernel image.*chunked PyTorch kernels"):
-        loss = loss_and_backward()
+    with pytest.warns(RuntimeWarning, match="Triton kernel cannot be built here .*no kernel image.*chunked PyTorch"):
+        loss, grad = loss_and_backward()
     torch.testing.assert_close(loss.detach(), expected.detach())
-    torch.testing.assert_close(xr.grad, xe.grad)
-    assert triton_kernels._failure is not None
-    assert not triton_kernels.wanted(x)  # given up for the process
+    torch.testing.assert_close(grad, xe.grad)
+    assert broken.focalkit_failed.startswith("RuntimeError: Triton Error [CUDA]: no kernel image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, and the broken kernel is not tried again
+        loss, grad = loss_and_backward()
+    assert broken.calls == 1
+    torch.testing.assert_close(grad, xe.grad)
+    assert triton_kernels.wanted(x)
+    other = real(fused.SigmoidConfig("bce", "mean", torch.float64), "sum", False, None, False, False, False)
+    assert getattr(other, "focalkit_failed", None) is None
+
+
+@pytest.mark.parametrize(("message", "error"), [
+    ("CUDA error: an illegal memory access was encountered", RuntimeError),  # sticky: left by earlier work
+    ("Triton Error [CUDA]: misaligned address", RuntimeError),
+    ("Pointer argument cannot be accessed from Triton (cpu tensor?)", ValueError),  # a caller's tensor
+])
+def test_other_failures_are_raised_and_disable_nothing(message, error, monkeypatch):
+    monkeypatch.setenv("FOCALKIT_TRITON", "auto")
+    monkeypatch.setattr(triton_kernels, "wanted", lambda t: True)
+    broken = _Broken(message, error)
+    monkeypatch.setattr(triton_kernels, "_sigmoid_kernel", lambda *a: broken)
+    x = torch.randn(3, 2, dtype=torch.float64, device=DEVICE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(error, match=re.escape(message)):
+            fk.sigmoid_focal_loss(x, torch.ones_like(x))
+    assert not hasattr(broken, "focalkit_failed")
+
+
+def test_a_first_launch_inside_cuda_graph_capture_takes_the_chunked_kernels(monkeypatch):
+    """A compile during capture would invalidate it: a kernel that has not run yet is not launched then."""
+    launched = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *a, **k: launched.append(grid)
+
+    kernel = Kernel()
+    monkeypatch.setattr(triton_kernels, "_capturing", lambda: True)
+    with pytest.raises(triton_kernels.TritonUnavailable, match="CUDA-graph capture"):
+        triton_kernels._launch(kernel, (1,), 3)
+    assert launched == []
+    monkeypatch.setattr(triton_kernels, "_capturing", lambda: False)
+    triton_kernels._launch(kernel, (2,), 3)  # the warm-up
+    monkeypatch.setattr(triton_kernels, "_capturing", lambda: True)
+    triton_kernels._launch(kernel, (3,), 3)  # warmed up: captured
+    assert launched == [(2,), (3,)]
+
+
+def test_runtime_options_share_one_kernel_and_the_cache_is_bounded(on_triton, monkeypatch):
+    """A γ schedule (or α, a threshold, K, smoothing) compiles no kernel per value (issue 14, item 8)."""
+    x = torch.randn(7, 5, dtype=torch.float64, device=DEVICE) * 3
+    y = (torch.rand(7, 5, device=DEVICE) < 0.3).double()
+    kernels = {}
+    for gamma, alpha in [(1.5, 0.25), (2.5, 0.6), (0.7, 0.1)]:
+        cfg = fused.SigmoidConfig("focal", "mean", torch.float64, alpha=alpha, gamma=gamma)
+        kernels[gamma] = triton_kernels._sigmoid_kernel(cfg, "grad", False, None, False, False, False)
+        monkeypatch.setenv("FOCALKIT_TRITON", "always")
+        got = _run(SIGMOID[1], x, y, None, "mean", "always", monkeypatch, gamma=gamma, alpha=alpha)
+        want = _run(SIGMOID[1], x, y, None, "mean", "0", monkeypatch, gamma=gamma, alpha=alpha)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert len({id(k) for k in kernels.values()}) == 1
+    whole = fused.SigmoidConfig("focal", "mean", torch.float64, alpha=0.25, gamma=2.0)  # specialised: products
+    assert triton_kernels._sigmoid_kernel(whole, "grad", False, None, False, False, False) is not kernels[1.5]
+    for eps in (0.05, 0.2):
+        xs, t, _ = _inputs(SOFTMAX[0], (6, 4))
+        got = _run(SOFTMAX[0], xs, t, None, "mean", "always", monkeypatch, label_smoothing=eps)
+        want = _run(SOFTMAX[0], xs, t, None, "mean", "0", monkeypatch, label_smoothing=eps)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(triton_kernels, "_CACHE_SIZE", 3)
+    monkeypatch.setattr(triton_kernels, "_cache", triton_kernels.OrderedDict())
+    for bins in range(2, 8):
+        triton_kernels._sigmoid_kernel(fused.SigmoidConfig("ghmc", "mean", torch.float32, bins=bins), "hist", False,
+                                       None, False, False, False)
+    assert len(triton_kernels._cache) == 3
 
 
 def test_a_failing_kernel_raises_with_always(on_triton, monkeypatch):

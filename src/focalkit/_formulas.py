@@ -50,6 +50,8 @@ __all__ = [
     "SOFTMAX_FAMILIES",
     "ghmc_beta",
     "ghmc_bin_index",
+    "is_one",
+    "is_zero",
     "sigmoid_terms",
     "softmax_sparse_with_hessian",
     "softmax_terms",
@@ -60,8 +62,22 @@ SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc")
 SOFTMAX_FAMILIES = ("ce", "focal", "hard", "soft", "complement")
 
 
-def _is_whole(gamma: float) -> bool:
-    return float(gamma).is_integer() and 0 <= gamma <= 8
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float))
+
+
+def _is_whole(gamma: Any) -> bool:
+    """A small whole exponent (products instead of ``pow``); never for a kernel's runtime argument."""
+    return _is_number(gamma) and float(gamma).is_integer() and 0 <= gamma <= 8
+
+
+def is_zero(v: Any) -> bool:
+    """``v == 0`` for a number; ``False`` for a value a kernel takes at run time (a traced argument)."""
+    return _is_number(v) and v == 0
+
+
+def is_one(v: Any) -> bool:
+    return _is_number(v) and v == 1
 
 
 def _power(ops: Any, q: Any, exponent: float, tiny: float) -> Any:
@@ -135,7 +151,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         if order == 0:
             return loss, None, None
         dq = t * s * sbar
-        if gamma == 0:
+        if is_zero(gamma):
             grad = a * dbce
         else:
             m1 = _power(ops, q, gamma - 1.0, tiny)  # q^{γ−1}
@@ -144,9 +160,9 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
             return loss, grad, None
         # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''
         d2q = dq * (sbar - s)
-        dm = gamma * _power(ops, q, gamma - 1.0, tiny) * dq if gamma else 0.0 * q
+        dm = gamma * _power(ops, q, gamma - 1.0, tiny) * dq if not is_zero(gamma) else 0.0 * q
         d2m = (gamma * (gamma - 1.0) * _power(ops, q, gamma - 2.0, tiny) * dq * dq
-               + gamma * _power(ops, q, gamma - 1.0, tiny) * d2q) if gamma else 0.0 * q
+               + gamma * _power(ops, q, gamma - 1.0, tiny) * d2q) if not is_zero(gamma) else 0.0 * q
         hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
         return loss, grad, hess
     if family == "hard":
@@ -157,7 +173,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         hess = (y * keep_pos + ybar * keep_neg) * s * sbar if order >= 2 else None
         return loss, grad, hess
     if family == "soft":
-        if k == 1.0:
+        if is_one(k):
             u, ubar = s, sbar
         else:
             u = ops.sigmoid(k * x)
@@ -201,8 +217,8 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
         w = None
     elif family == "focal":
         log1m = log_one_minus_softmax(ops, x, log_p, axis)
-        w = ops.exp(gamma * log1m) if gamma else None
-        if order >= 1 and gamma:
+        w = ops.exp(gamma * log1m) if not is_zero(gamma) else None
+        if order >= 1 and not is_zero(gamma):
             one_minus = ops.exp(log1m)
             ratio = ops.where(one_minus > 1e-4, -log_p / ops.maximum(one_minus, 1e-30), 1.0 + 0.5 * one_minus)
             phi_l = gamma * p * w * ratio
@@ -256,9 +272,9 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     elif family == "focal":
         e_t = ops.exp(log_pt) * total_e
         log1m = ops.log(ops.maximum(total_e - e_t, 0.0)) - log_s
-        w = ops.exp(gamma * log1m) if gamma else 1.0
+        w = ops.exp(gamma * log1m) if not is_zero(gamma) else 1.0
         a = target_weight * w
-        if order >= 1 and gamma:
+        if order >= 1 and not is_zero(gamma):
             one_minus = ops.exp(log1m)
             ratio = ops.where(one_minus > 1e-4, -log_pt / ops.maximum(one_minus, 1e-30), 1.0 + 0.5 * one_minus)
             b = target_weight * gamma * ops.exp(log_pt) * w * ratio

@@ -265,10 +265,19 @@ def check_logits(fn: str, logits: object) -> Tensor:
     return logits
 
 
-def _check_tensor(fn: str, name: str, value: object) -> Tensor:
+def _check_tensor(fn: str, name: str, value: object, logits: Tensor | None = None) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor; got {type(value).__name__}.")
+    if logits is not None:
+        check_device(fn, name, value, logits)
     return value
+
+
+def check_device(fn: str, name: str, t: Tensor, logits: Tensor) -> None:
+    """``t`` on the logits' device: a CPU weight beside CUDA logits is the caller's mistake, named here,
+    not a kernel failure found later."""
+    if t.device != logits.device:
+        raise ValueError(f"{fn}: {name} must be on the logits' device ({logits.device}); got {t.device}.")
 
 
 def _range_of(t: Tensor) -> tuple[float, float]:
@@ -276,10 +285,10 @@ def _range_of(t: Tensor) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def check_sample_weight(fn: str, sample_weight: object, loss_shape: torch.Size) -> Tensor | None:
+def check_sample_weight(fn: str, sample_weight: object, loss_shape: torch.Size, logits: Tensor) -> Tensor | None:
     if sample_weight is None:
         return None
-    w = _check_tensor(fn, "sample_weight", sample_weight)
+    w = _check_tensor(fn, "sample_weight", sample_weight, logits)
     if w.dtype.is_complex:
         raise TypeError(f"{fn}: sample_weight must be real or bool; got {w.dtype}.")
     try:
@@ -351,7 +360,7 @@ def sigmoid_inputs(
     norm = check_normalizer(fn, normalizer, reduction)
     group = check_sync(fn, sync)
     x = check_logits(fn, logits)
-    y = _check_tensor(fn, "target", target)
+    y = _check_tensor(fn, "target", target, x)
     if y.shape != x.shape:
         raise ValueError(
             f"{fn}: logits and target must have the same shape; got logits {tuple(x.shape)}, target {tuple(y.shape)}."
@@ -363,7 +372,7 @@ def sigmoid_inputs(
         lo, hi = _range_of(counted)
         if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
             _raise_target_range(fn, counted, lo, hi, ignore_index)
-    w = check_sample_weight(fn, sample_weight, x.shape)
+    w = check_sample_weight(fn, sample_weight, x.shape, x)
     return SigmoidInputs(x, y, w, ignore_index, compute_dtype(x.dtype), output_dtype(x), reduction, norm, eps, group)
 
 
@@ -413,7 +422,7 @@ def softmax_inputs(
     norm = check_normalizer(fn, normalizer, reduction, positives=False)
     group = check_sync(fn, sync)
     x = check_logits(fn, logits)
-    t = _check_tensor(fn, "target", target)
+    t = _check_tensor(fn, "target", target, x)
     if x.ndim < 2:
         raise ValueError(
             f"{fn}: logits must be (N, C, *) with the classes on class_dim; got shape {tuple(x.shape)}. "
@@ -473,7 +482,7 @@ def softmax_inputs(
                 )
         if t.dtype != torch.long:
             t = t.long()
-    w = check_sample_weight(fn, sample_weight, loss_shape)
+    w = check_sample_weight(fn, sample_weight, loss_shape, x)
     out_shape = None
     if classes_last:
         # rows of C contiguous scores: a (B·T, C) view instead of moving the classes and copying

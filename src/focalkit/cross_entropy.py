@@ -71,6 +71,7 @@ def binary_cross_entropy(
 def _check_pos_weight(fn: str, pos_weight: Tensor | float, logits: Tensor) -> Tensor | float:
     if not isinstance(pos_weight, Tensor):
         return I.check_number(fn, "pos_weight", pos_weight, low=0.0)
+    I.check_device(fn, "pos_weight", pos_weight, logits)
     try:
         shape = torch.broadcast_shapes(pos_weight.shape, logits.shape)
     except RuntimeError:

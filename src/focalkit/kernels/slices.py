@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._formulas import ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
+from .._formulas import ghmc_bin_index, is_zero, sigmoid_terms, softmax_terms, softmax_terms_sparse
 
 __all__ = ["counted", "sigmoid_prepare", "sigmoid_slice_terms", "softmax_dense_slice_terms",
            "softmax_sparse_slice_terms"]
@@ -52,7 +52,7 @@ def sigmoid_slice_terms(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any, pw: Any,
     positives = None
     if count_positives:
         positives = yc if w is None else yc * counted(ops, xc, w, cfg.dtype)
-    if cfg.label_smoothing:
+    if not is_zero(cfg.label_smoothing):
         yc = yc * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
     if not _is_number(pw):
         pw = ops.cast(pw, cfg.dtype)
@@ -98,7 +98,7 @@ def softmax_dense_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class_
         q = ops.cast(ops.index_mask(xc, idx, 1), cfg.dtype) * (1.0 - eps) + eps / num_classes
     else:
         q = ops.cast(t, cfg.dtype)
-        if eps:
+        if not is_zero(eps):
             q = q * (1.0 - eps) + eps / num_classes
         w = None if w is None else ops.cast(w, cfg.dtype)
         den = w

@@ -3,7 +3,8 @@
 Each kernel's body is produced by tracing the same Python that the chunked kernels run
 (:mod:`.slices` over :mod:`focalkit._formulas`) with the symbolic ops of :mod:`.trace`; only the
 loads, stores and block sums around it are written here. Kernels are specialised to the options
-(family, γ, α, threshold, K, smoothing, ignore index, which weights are given) and cached.
+that remove work (family, whole γ, whether α, K ≠ 1 or smoothing are given, ignore index, which
+weights are given) and cached.
 
 Forward and backward are one pass each over the inputs:
 
@@ -14,9 +15,16 @@ Forward and backward are one pass each over the inputs:
 - backward reads them again and writes the gradient, already multiplied by the normaliser and the
   incoming gradient (read on the device: no host sync).
 
-If a kernel fails to build or launch (a GPU or driver this Triton cannot serve), one warning is
-given and the chunked kernels run from then on in the process; backward recovers through autograd
-of the formula. ``FOCALKIT_TRITON=always`` raises instead.
+If a kernel cannot be built or loaded (a GPU or driver this Triton cannot serve), one warning is
+given and that kernel's calls run on the chunked kernels from then on (other kernels are unaffected);
+backward recovers through autograd of the formula. Other errors (a CUDA error left by earlier work,
+a caller's mistake) are raised as they are. ``FOCALKIT_TRITON=always`` raises every failure.
+
+Runtime options (α, a γ that is not a small whole number, the truncation threshold, K ≠ 1, label
+smoothing) are kernel arguments, so a γ schedule compiles nothing new; the cache of kernels is
+bounded. CUDA graphs: kernels compile at their first launch, so warm up before capturing (a first
+launch during capture takes the chunked kernels), and switch value checks off
+(``focalkit.set_value_checks(False)``): each value check is a device-to-host sync.
 
 GHM-C's histogram is a third kernel (bins by arithmetic, ``atomic_add`` of integer counts); its
 loss pass finds each element's bin again instead of storing it.
@@ -34,17 +42,20 @@ run the kernels that way).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import linecache
 import math
 import os
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .._formulas import ghmc_bin_index
+from .._formulas import ghmc_bin_index, is_one, is_zero
 from .ops import TINY
 from .reference import (
     SigmoidConfig,
@@ -64,7 +75,68 @@ MAX_CLASSES = 4096
 MAX_GRID_Y = 65535  # CUDA's limit on a grid's second dimension
 _MODES = ("auto", "0", "always")
 _available: bool | None = None
-_cache: dict[Any, Any] = {}
+_CACHE_SIZE = 256  # kernels kept (least recently used dropped): a few dozen cover every option a run uses
+_cache: OrderedDict[Any, Any] = OrderedDict()
+
+# Options a kernel takes at run time (one kernel serves every value: a γ schedule or an adaptive γ does not
+# compile a kernel per step), and the value at which it is specialised instead because that removes work.
+_RUNTIME = (("alpha", "alpha_v"), ("gamma", "gamma_v"), ("threshold", "thr_v"), ("k", "k_v"),
+            ("label_smoothing", "eps_v"))
+
+
+def _specialised(option: str, value: Any) -> bool:
+    if option == "alpha":
+        return value is None  # no α: no weighting at all
+    if option == "gamma":
+        return _whole(value)  # products instead of exp/log, and γ = 0 drops the modulating factor
+    if option == "k":
+        return is_one(value)  # σ(kx) is σ(x): one exp fewer
+    if option == "label_smoothing":
+        return is_zero(value)
+    return False
+
+
+def _whole(v: Any) -> bool:
+    return float(v).is_integer() and 0 <= v <= 8
+
+
+def _options_key(cfg: Any) -> tuple[Any, ...]:
+    """The options' part of a kernel's cache key: the value where the kernel is specialised to it, else
+    ``"runtime"``."""
+    return tuple(getattr(cfg, o) if _specialised(o, getattr(cfg, o)) else "runtime" for o, _ in _RUNTIME
+                 if hasattr(cfg, o))
+
+
+def _traced(cfg: Any, b: Builder) -> Any:
+    """``cfg`` with each option taken at run time replaced by the kernel argument that carries it."""
+    return dataclasses.replace(cfg, **{o: b.name(arg) for o, arg in _RUNTIME
+                                       if hasattr(cfg, o) and not _specialised(o, getattr(cfg, o))})
+
+
+def _runtime_values(cfg: Any) -> list[float]:
+    """The run-time options' values, in the kernels' parameter order (0.0 where a kernel ignores one)."""
+    return [float(getattr(cfg, option) or 0.0) if hasattr(cfg, option) else 0.0 for option, _ in _RUNTIME]
+
+
+def _scalar_params(b: Builder) -> list[str]:
+    return [f"{arg}: {b.tl_dtype}" for _, arg in _RUNTIME]  # typed: a Python float is float32 to Triton
+
+
+def _scalar_lines(b: Builder) -> list[str]:
+    """The run-time options made values of the compute dtype: Triton's interpreter ignores the parameters'
+    types and would take ``eps_v / C`` in float32 (the compiler reads them already typed; no cost)."""
+    return [f"{arg} = tl.full([], {arg}, {b.tl_dtype})" for _, arg in _RUNTIME]
+
+
+def _cached(key: Any, build: Any) -> Any:
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    kernel = build()
+    _cache[key] = kernel
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return kernel
 
 
 def _triton_imports() -> bool:
@@ -88,9 +160,6 @@ class TritonUnavailable(RuntimeError):
     """A kernel failed to build or launch (``FOCALKIT_TRITON=auto``): the chunked kernels take over."""
 
 
-_failure: str | None = None  # why the kernels were given up in this process
-
-
 def _mode() -> str:
     mode = os.environ.get("FOCALKIT_TRITON", "auto").lower()
     if mode not in _MODES:
@@ -102,30 +171,73 @@ def _on_device(args: tuple[Any, ...]) -> Any:
     """The launch's device made current: Triton launches on ``torch.cuda.current_device()`` and its current
     stream, not on the tensors' device, so logits on ``cuda:1`` with ``cuda:0`` current would be read from
     the wrong GPU (issue 14, item 1)."""
-    import contextlib
-
     device = next((a.device for a in args if isinstance(getattr(a, "device", None), torch.device)), None)
     if device is not None and device.type == "cuda":
         return torch.cuda.device(device)
     return contextlib.nullcontext()
 
 
+# a CUDA error that poisons the context: it came from an earlier launch (ours or anyone's), not from building
+# this kernel, and the chunked fallback would fail on it too; it is raised as it is
+_STICKY = ("illegal memory access", "illegal address", "misaligned address", "unspecified launch failure",
+           "device-side assert", "illegal instruction", "launch timed out", "hardware stack error")
+
+
+def _cannot_build(exc: BaseException) -> bool:
+    """Whether ``exc`` says that this kernel cannot be built or loaded here (a GPU or driver this Triton does
+    not serve, too little shared memory, a missing toolchain), as opposed to a caller's mistake or a CUDA
+    error left by earlier work, which are raised as they are."""
+    text = str(exc).lower()
+    if any(s in text for s in _STICKY):
+        return False
+    try:
+        from triton.errors import TritonError  # CompilationError, OutOfResources, PTXASError
+
+        if isinstance(exc, TritonError):
+            return True
+    except ImportError:
+        pass
+    import subprocess
+
+    if isinstance(exc, (ImportError, OSError, subprocess.CalledProcessError)):
+        return True  # a toolchain or driver library that does not load
+    return isinstance(exc, RuntimeError) and (
+        "triton error [cuda]" in text or "passmanager" in text or "no kernel image" in text
+        or ("unsupported" in text and "arch" in text))
+
+
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def _launch(kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
-    """Launch, and on a failure (a Triton or driver that cannot build this kernel on this GPU) give the
-    kernels up for the process with one warning, unless ``FOCALKIT_TRITON=always`` (then it raises)."""
-    global _failure
+    """Launch ``kernel``. A kernel that cannot be built here is given up (that kernel only, with one warning)
+    and :class:`TritonUnavailable` sends the call to the chunked kernels; any other error is raised as it is.
+    ``FOCALKIT_TRITON=always`` raises every failure.
+
+    Under CUDA-graph capture a kernel that has not run before is not compiled (a compile would break the
+    capture): the call takes the chunked kernels instead. Warm up before capturing."""
+    failed = getattr(kernel, "focalkit_failed", None)
+    if failed is not None:
+        raise TritonUnavailable(failed)
+    if not getattr(kernel, "focalkit_ran", False) and _capturing():
+        raise TritonUnavailable("a first launch inside CUDA-graph capture")
     try:
         # fp fusion (FMA) stated, as Triton's default: left unset, Triton 3.9 warns at the first compile, which a
         # test run that turns warnings into errors would fail on (the interpreter ignores the option)
         with _on_device(args):
             kernel[grid](*args, enable_fp_fusion=True, **constexprs)
     except Exception as exc:
-        if _mode() == "always":
+        if _mode() == "always" or not _cannot_build(exc):
             raise
-        _failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        warnings.warn(f"focalkit: a Triton kernel failed ({_failure}); the chunked PyTorch kernels run instead "
-                      "from now on in this process (FOCALKIT_TRITON=0 skips Triton).", RuntimeWarning, stacklevel=2)
-        raise TritonUnavailable(_failure) from exc
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        with contextlib.suppress(AttributeError, TypeError):
+            kernel.focalkit_failed = reason
+        warnings.warn(f"focalkit: a Triton kernel cannot be built here ({reason}); its calls run on the chunked "
+                      "PyTorch kernels instead (FOCALKIT_TRITON=0 skips Triton).", RuntimeWarning, stacklevel=2)
+        raise TritonUnavailable(reason) from exc
+    with contextlib.suppress(AttributeError, TypeError):
+        kernel.focalkit_ran = True
 
 
 def wanted(x: Tensor) -> bool:
@@ -139,7 +251,7 @@ def wanted(x: Tensor) -> bool:
         if x.device.type == "cpu" and not _interpreting():
             raise RuntimeError("FOCALKIT_TRITON=always on CPU tensors needs TRITON_INTERPRET=1 (Triton's interpreter)")
         return True
-    return x.device.type == "cuda" and _failure is None and _triton_imports()
+    return x.device.type == "cuda" and _triton_imports()
 
 
 def softmax_supported(cfg: SoftmaxConfig, num_classes: int) -> bool:
@@ -200,10 +312,11 @@ def _epilogue(mode: str, dt: str, loss: Any, grad: Any, count: Any, positives: A
     if mode == "none":
         return [f"tl.store(out_ptr + {at}, {loss.name}.to(out_ptr.dtype.element_ty), mask={mask})"]
     counted_weight = f"tl.where({mask}, {count.name}, 0.0)" if count is not None else f"{mask}.to({dt})"
-    lines = [f"tl.store(part_ptr + pid * 3, tl.sum(tl.where({mask}, {loss.name}, 0.0)))",
-             f"tl.store(part_ptr + pid * 3 + 1, tl.sum({counted_weight}))"]
+    lines = ["slot = pid.to(tl.int64) * 3",
+             f"tl.store(part_ptr + slot, tl.sum(tl.where({mask}, {loss.name}, 0.0)))",
+             f"tl.store(part_ptr + slot + 1, tl.sum({counted_weight}))"]
     if positives is not None:
-        lines.append(f"tl.store(part_ptr + pid * 3 + 2, tl.sum(tl.where({mask}, {positives.name}, 0.0)))")
+        lines.append(f"tl.store(part_ptr + slot + 2, tl.sum(tl.where({mask}, {positives.name}, 0.0)))")
     return lines
 
 
@@ -212,17 +325,23 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
     """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``;
     ``patterns``: how the weight and ``pos_weight`` are broadcast (see :func:`_broadcast_plan`)."""
     pw_key = "tensor" if isinstance(pw, Tensor) else pw
-    key = ("sigmoid", mode, cfg.family, cfg.dtype, cfg.alpha, cfg.gamma, cfg.threshold, cfg.k, cfg.label_smoothing,
-           cfg.ignore_index, cfg.bins, has_w, pw_key, has_beta, positives, none_gout, patterns)
-    if key in _cache:
-        return _cache[key]
+    key = ("sigmoid", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.ignore_index, cfg.bins, has_w, pw_key,
+           has_beta, positives, none_gout, patterns)
+    return _cached(key, lambda: _build_sigmoid(cfg, mode, has_w, pw, pw_key, has_beta, positives, none_gout,
+                                               patterns))
+
+
+def _build_sigmoid(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, pw_key: Any, has_beta: bool, positives: bool,
+                   none_gout: bool, patterns: tuple[Any, Any]) -> Any:
     b = Builder(_dtype_name(cfg.dtype))
     ops = TritonOps(b)
+    cfg = _traced(cfg, b)
     x, y = b.name("x"), b.name("y")
     w = b.name("w") if has_w else None
     pw_sym = b.name("pw") if pw_key == "tensor" else pw
     dt = b.tl_dtype
-    head = ["pid = tl.program_id(0)",
+    head = [*_scalar_lines(b),
+            "pid = tl.program_id(0)",
             "offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
             "m = offs < n",
             "x = tl.load(x_ptr + offs, mask=m, other=0.0)",
@@ -235,7 +354,7 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
         xc, yc, wc = sigmoid_prepare(ops, cfg, x, y, w)
         index = ghmc_bin_index(ops, xc, yc, cfg.bins)
         one = counted(ops, xc, wc, cfg.dtype)
-        tail = [f"c = tl.where(m, {one.name}, 0.0).to(tl.int32)",
+        tail = [f"c = tl.where(m, {one.name}, 0.0).to(tl.int64)",  # int64: int32 counts wrap past 2**31
                 f"tl.atomic_add(part_ptr + {index.name}, c, mask=m)",
                 f"tl.atomic_add(part_ptr + {cfg.bins}, tl.sum(c, axis=0))"]
     else:
@@ -245,10 +364,9 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
         tail = _epilogue(mode, dt, loss, grad, wc, pos, none_gout, at="offs", mask="m", grad_at="offs",
                          grad_mask="m")
     params = ["x_ptr", "y_ptr", "w_ptr", "pw_ptr", "beta_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "n",
-              *[f"{v}_{k}{i}" for v in ("w", "pw") for k in "st" for i in range(_MAX_DIMS)], "BLOCK: tl.constexpr"]
-    kernel = _compile(f"focalkit_sigmoid_{mode}", params, head + b.body(tail) + tail)
-    _cache[key] = kernel
-    return kernel
+              *[f"{v}_{k}{i}" for v in ("w", "pw") for k in "st" for i in range(_MAX_DIMS)], *_scalar_params(b),
+              "BLOCK: tl.constexpr"]
+    return _compile(f"focalkit_sigmoid_{mode}", params, head + b.body(tail) + tail)
 
 
 _MAX_DIMS = 4
@@ -294,14 +412,15 @@ class _Sigmoid:
         self.patterns = (w_pattern, pw_pattern)
         self.n = self.x.numel()
 
-    def launch(self, kernel: Any, beta: Tensor | None, scale: Tensor | None, gout: Tensor | None, out: Tensor | None,
-               part: Tensor | None, block: int) -> None:
+    def launch(self, cfg: SigmoidConfig, kernel: Any, beta: Tensor | None, scale: Tensor | None,
+               gout: Tensor | None, out: Tensor | None, part: Tensor | None, block: int) -> None:
         grid = (max(1, -(-self.n // block)),)
         dummy = self.x
         _launch(kernel, grid, self.x, self.y, dummy if self.w is None else self.w,
                 self.pw if isinstance(self.pw, Tensor) else dummy, dummy if beta is None else beta,
                 dummy if scale is None else scale, dummy if gout is None else gout, dummy if out is None else out,
-                dummy if part is None else part, self.n, *self.w_args, *self.pw_args, BLOCK=block)
+                dummy if part is None else part, self.n, *self.w_args, *self.pw_args, *_runtime_values(cfg),
+                BLOCK=block)
 
 
 _SIGMOID_BLOCK = 1024
@@ -318,15 +437,15 @@ class _TritonSigmoidLoss(torch.autograd.Function):
         has = (flat.w is not None, flat.pw, beta is not None)
         if cfg.reduction == "none":
             out = torch.empty(flat.n, dtype=out_dtype, device=x.device)
-            flat.launch(_sigmoid_kernel(cfg, "none", *has, False, False, flat.patterns), beta, None, None, out, None,
-                        block)
+            flat.launch(cfg, _sigmoid_kernel(cfg, "none", *has, False, False, flat.patterns), beta, None, None, out,
+                        None, block)
             scale = torch.ones((), dtype=cfg.dtype, device=x.device)
             result = out.view(x.shape)
         else:
             positives = normalizer == "positives"
             grid = max(1, -(-flat.n // block))
             part = torch.zeros((grid, 3), dtype=cfg.dtype, device=x.device)
-            flat.launch(_sigmoid_kernel(cfg, "sum", *has, positives, False, flat.patterns), beta, None, None, None,
+            flat.launch(cfg, _sigmoid_kernel(cfg, "sum", *has, positives, False, flat.patterns), beta, None, None, None,
                         part, block)
             total, count, pos = part.sum(0, dtype=torch.float64).unbind()
             scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, pos if positives else None)
@@ -355,8 +474,8 @@ class _TritonSigmoidLoss(torch.autograd.Function):
                                  flat.patterns)
         grad = torch.empty_like(flat.x)
         try:
-            flat.launch(kernel, beta, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None,
-                        _block(_SIGMOID_BLOCK))
+            flat.launch(cfg, kernel, beta, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad,
+                        None, _block(_SIGMOID_BLOCK))
         except TritonUnavailable:  # the same gradient through autograd of the formula
             grad = grad_through_formula(value_of, x, gout, create_graph=False)
         return grad.view(ctx.shape), None, None, None, None, None, None, None
@@ -370,9 +489,9 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
 def ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor]:
     """GHM-C's counts per bin and the number of counted elements, in one pass (integer atomics)."""
     flat = _Sigmoid(x, y, weight, None)
-    slots = torch.zeros(cfg.bins + 1, dtype=torch.int32, device=x.device)
+    slots = torch.zeros(cfg.bins + 1, dtype=torch.int64, device=x.device)
     kernel = _sigmoid_kernel(cfg, "hist", flat.w is not None, None, False, False, False, flat.patterns)
-    flat.launch(kernel, None, None, None, None, slots, _block(_SIGMOID_BLOCK))
+    flat.launch(cfg, kernel, None, None, None, None, slots, _block(_SIGMOID_BLOCK))
     slots = slots.to(cfg.dtype)
     return slots[: cfg.bins], slots[cfg.bins]
 
@@ -393,24 +512,30 @@ _LAYOUTS = {
                "j = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
                "pm = j < S",
                "p = tl.program_id(1).to(tl.int64) * S + j",
-               "xoff = tl.program_id(1).to(tl.int64) * C * S + cls * S + j"],
+               "xoff = tl.program_id(1).to(tl.int64) * C * S + cls.to(tl.int64) * S + j"],
     "flat": ["pid = tl.program_id(0)",
              "p = pid.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]",
              "pm = p < P",
-             "xoff = (p // S) * C * S + p % S + cls * S"],
+             "xoff = (p // S) * C * S + p % S + cls.to(tl.int64) * S"],
 }
 
 
 def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool,
                     layout: str = "rows") -> Any:
-    key = ("softmax", mode, cfg.family, cfg.dtype, cfg.gamma, cfg.threshold, cfg.k, cfg.ignore_index,
-           cfg.sparse, cfg.label_smoothing, has_w, has_cf, has_cw, none_gout, layout)
-    if key in _cache:
-        return _cache[key]
+    key = ("softmax", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.ignore_index, cfg.sparse, has_w, has_cf,
+           has_cw, none_gout, layout)
+    return _cached(key, lambda: _build_softmax(cfg, mode, has_w, has_cf, has_cw, none_gout, layout))
+
+
+def _build_softmax(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool,
+                   layout: str) -> Any:
+    sparse_terms = cfg.sparse and is_zero(cfg.label_smoothing)  # only the target's weight is formed
     b = Builder(_dtype_name(cfg.dtype))
     ops = TritonOps(b, cls=b.name("cls", "i"), cmask=b.name("cmask", "b"))
+    cfg = _traced(cfg, b)
     dt = b.tl_dtype
-    head = ["cls = tl.arange(0, BLOCK_C)[None, :]",
+    head = [*_scalar_lines(b),
+            "cls = tl.arange(0, BLOCK_C)[None, :]",
             "cmask = cls < C",
             *_LAYOUTS[layout],
             "x = tl.load(x_ptr + xoff, mask=pm & cmask, other=0.0)"]
@@ -426,7 +551,7 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
     x, t = b.name("x"), b.name("t", "i" if cfg.sparse else "f")
     w = b.name("w") if has_w else None
     cf, cw = "cf_ptr" if has_cf else None, "cw_ptr" if has_cw else None
-    if cfg.sparse and not cfg.label_smoothing:
+    if sparse_terms:
         loss, grad, den = softmax_sparse_slice_terms(ops, cfg, x, t, w, cf, cw, order=order)
     else:
         loss, grad, den = softmax_dense_slice_terms(ops, cfg, x, t, w, cf, cw, order=order,
@@ -434,10 +559,8 @@ def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, ha
     tail = _epilogue(mode, dt, loss, grad, den, None, none_gout, at="p", mask="pm", grad_at="xoff",
                      grad_mask="pm & cmask")
     params = ["x_ptr", "t_ptr", "w_ptr", "cf_ptr", "cw_ptr", "scale_ptr", "gout_ptr", "out_ptr", "part_ptr", "P", "C",
-              "S", "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
-    kernel = _compile(f"focalkit_softmax_{mode}", params, head + b.body(tail) + tail)
-    _cache[key] = kernel
-    return kernel
+              "S", *_scalar_params(b), "BLOCK_P: tl.constexpr", "BLOCK_C: tl.constexpr"]
+    return _compile(f"focalkit_softmax_{mode}", params, head + b.body(tail) + tail)
 
 
 def _pow2(v: int) -> int:
@@ -467,13 +590,13 @@ class _Softmax:
     def programs(self) -> int:
         return math.prod(self.grid())
 
-    def launch(self, kernel: Any, cf: Tensor | None, cw: Tensor | None, scale: Tensor | None, gout: Tensor | None,
-               out: Tensor | None, part: Tensor | None) -> None:
+    def launch(self, cfg: SoftmaxConfig, kernel: Any, cf: Tensor | None, cw: Tensor | None, scale: Tensor | None,
+               gout: Tensor | None, out: Tensor | None, part: Tensor | None) -> None:
         d = self.x
         _launch(kernel, self.grid(), self.x, self.t, d if self.w is None else self.w, d if cf is None else cf,
                 d if cw is None else cw, d if scale is None else scale, d if gout is None else gout,
                 d if out is None else out, d if part is None else part, self.positions, self.c, self.s,
-                BLOCK_P=self.block_p, BLOCK_C=self.block_c)
+                *_runtime_values(cfg), BLOCK_P=self.block_p, BLOCK_C=self.block_c)
 
 
 def _contig(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -490,12 +613,12 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         has = (flat.w is not None, cf is not None, cw is not None)
         if cfg.reduction == "none":
             out = torch.empty(flat.positions, dtype=out_dtype, device=x.device)
-            flat.launch(_softmax_kernel(cfg, "none", *has, False, flat.layout), cf, cw, None, None, out, None)
+            flat.launch(cfg, _softmax_kernel(cfg, "none", *has, False, flat.layout), cf, cw, None, None, out, None)
             scale = torch.ones((), dtype=cfg.dtype, device=x.device)
             result = out.view(x.shape[:1] + x.shape[2:])
         else:
             part = torch.zeros((flat.programs(), 3), dtype=cfg.dtype, device=x.device)
-            flat.launch(_softmax_kernel(cfg, "sum", *has, False, flat.layout), cf, cw, None, None, None, part)
+            flat.launch(cfg, _softmax_kernel(cfg, "sum", *has, False, flat.layout), cf, cw, None, None, None, part)
             total, count, _ = part.sum(0, dtype=torch.float64).unbind()
             scale = _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
             result = (total * scale).to(out_dtype)
@@ -519,7 +642,8 @@ class _TritonSoftmaxLoss(torch.autograd.Function):
         kernel = _softmax_kernel(cfg, "grad", flat.w is not None, cf is not None, cw is not None, none, flat.layout)
         grad = torch.empty_like(flat.x)
         try:
-            flat.launch(kernel, cf, cw, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad, None)
+            flat.launch(cfg, kernel, cf, cw, scale, gout.reshape(-1).contiguous() if none else gout.reshape(()), grad,
+                        None)
         except TritonUnavailable:  # the same gradient through autograd of the formula
             grad = grad_through_formula(value_of, x, gout, create_graph=False)
         return grad, None, None, None, None, None, None, None
