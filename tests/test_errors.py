@@ -149,3 +149,55 @@ class TestValueChecksSwitch:
         code = "import focalkit, sys; sys.exit(0 if not focalkit.value_checks_enabled() else 1)"
         env = {**os.environ, "FOCALKIT_CHECKS": "0"}
         assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
+
+    def test_an_unknown_environment_value_is_an_error(self):
+        code = "import focalkit"
+        env = {**os.environ, "FOCALKIT_CHECKS": "nope"}
+        done = subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True)
+        assert done.returncode != 0
+        assert "FOCALKIT_CHECKS must be one of 1, 0, true, false, on, off, yes, no; got 'nope'." in done.stderr
+
+    def test_a_block_belongs_to_its_thread(self):
+        """A block in one thread leaves another thread's checks on; two interleaved blocks restore each
+        their own (before: one process-wide switch, left off by the interleaving)."""
+        import threading
+
+        inside, release = threading.Event(), threading.Event()
+        second_inside, second_release = threading.Event(), threading.Event()
+
+        def worker(entered, leave):
+            with fk.value_checks(False):
+                entered.set()
+                leave.wait(10)
+
+        first = threading.Thread(target=worker, args=(inside, release))
+        second = threading.Thread(target=worker, args=(second_inside, second_release))
+        first.start()
+        assert inside.wait(10)
+        second.start()
+        assert second_inside.wait(10)
+        assert fk.value_checks_enabled()
+        with pytest.raises(ValueError, match="target must be in \\[0, 1\\]"):
+            fk.sigmoid_focal_loss(X2, 2 * Y2)  # another thread's block does not switch this one off
+        release.set()  # the first block ends before the second: the order that left checks off before
+        first.join(10)
+        second_release.set()
+        second.join(10)
+        assert fk.value_checks_enabled()
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(fk.value_checks_enabled()))
+        fk.set_value_checks(False)  # the process default still reaches every thread
+        try:
+            thread.start()
+            thread.join(10)
+        finally:
+            fk.set_value_checks(True)
+        assert seen == [False]
+
+    def test_meta_tensors_skip_value_checks_not_shape_checks(self):
+        x = torch.empty(4, 3, device="meta")
+        assert fk.sigmoid_focal_loss(x, torch.empty(4, 3, device="meta")).device.type == "meta"
+        assert fk.softmax_focal_loss(x, torch.empty(4, dtype=torch.long, device="meta"),
+                                     normalizer=torch.empty((), device="meta")).device.type == "meta"
+        with pytest.raises(ValueError, match="same shape"):
+            fk.sigmoid_focal_loss(x, torch.empty(4, device="meta"))

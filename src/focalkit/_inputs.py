@@ -3,9 +3,9 @@
 Every public loss goes through here: options are checked (no device work), tensors are checked
 for shape and dtype (no device work), and, unless switched off, for their values (ranges,
 NaN/Inf), which needs a device-to-host synchronisation. Switch the value checks off globally
-with :func:`set_value_checks`, for a block with :func:`value_checks`, or for the whole process
-with the environment variable ``FOCALKIT_CHECKS=0``. Under ``torch.compile`` and ``torch.func``
-transforms they are skipped.
+with :func:`set_value_checks`, for a block of one thread or asyncio task with :func:`value_checks`,
+or as the process default with the environment variable ``FOCALKIT_CHECKS=0``. Under
+``torch.compile`` and ``torch.func`` transforms, and for meta tensors, they are skipped.
 
 Errors read ``<function>: <what was expected>; got <what came>.``: ``ValueError`` for shapes and
 values, ``TypeError`` for dtypes.
@@ -14,6 +14,7 @@ values, ``TypeError`` for dtypes.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import numbers
 import os
@@ -36,23 +37,41 @@ __all__ = [
 REDUCTIONS = ("none", "mean", "sum")
 
 
+_ENV_VALUES = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
+               "no": False}
+
+
 def _env_checks() -> bool:
-    return os.environ.get("FOCALKIT_CHECKS", "1").strip().lower() not in {"0", "false", "off", "no"}
+    value = os.environ.get("FOCALKIT_CHECKS", "1").strip().lower()
+    if value not in _ENV_VALUES:
+        raise ValueError(f"FOCALKIT_CHECKS must be one of 1, 0, true, false, on, off, yes, no; got "
+                         f"{os.environ['FOCALKIT_CHECKS']!r}.")
+    return _ENV_VALUES[value]
 
 
-_VALUE_CHECKS = _env_checks()
+_VALUE_CHECKS = _env_checks()  # the process default
+# a value_checks() block's setting: per thread and per asyncio task (a block in one leaves the others alone)
+_BLOCK: contextvars.ContextVar[bool | None] = contextvars.ContextVar("focalkit_value_checks", default=None)
 
 
 def value_checks_enabled() -> bool:
-    """Whether value checks (ranges, NaN/Inf; each a device sync) run now: not under ``torch.compile``
-    nor under a ``torch.func`` transform (a batched value cannot be read on the host)."""
+    """Whether value checks (ranges, NaN/Inf; each a device sync) run now: the innermost
+    :func:`value_checks` block of this thread or task, else the process default; never under
+    ``torch.compile`` nor under a ``torch.func`` transform (a batched value cannot be read on the host)."""
     if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return False
-    return _VALUE_CHECKS
+    block = _BLOCK.get()
+    return _VALUE_CHECKS if block is None else block
+
+
+def _checks_values(t: Tensor) -> bool:
+    """Value checks for ``t``: enabled, and ``t`` has values to read (not empty, not on the meta device)."""
+    return t.numel() > 0 and t.device.type != "meta" and value_checks_enabled()
 
 
 def set_value_checks(enabled: bool) -> None:
-    """Switch the value checks on or off for the whole process.
+    """Switch the value checks on or off for the whole process (the default of every thread; a
+    :func:`value_checks` block still decides inside it).
 
     Shape, dtype and option checks always run: they cost nothing on the device.
     """
@@ -62,20 +81,19 @@ def set_value_checks(enabled: bool) -> None:
 
 @contextlib.contextmanager
 def value_checks(enabled: bool) -> Iterator[None]:
-    """Context manager: value checks on or off inside the block, restored after it.
+    """Context manager: value checks on or off inside the block, restored after it. The setting belongs
+    to the block's thread (and asyncio task): other threads keep theirs.
 
     Examples:
         >>> import focalkit
         >>> with focalkit.value_checks(False):
         ...     pass
     """
-    global _VALUE_CHECKS
-    previous = _VALUE_CHECKS
-    _VALUE_CHECKS = bool(enabled)
+    token = _BLOCK.set(bool(enabled))
     try:
         yield
     finally:
-        _VALUE_CHECKS = previous
+        _BLOCK.reset(token)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,7 +177,7 @@ def as_class_vector(fn: str, name: str, value: object, *, high: float | None = N
         raise TypeError(f"{fn}: {name} must hold real numbers; got {vec.dtype}.")
     if not vec.dtype.is_floating_point:
         vec = vec.to(torch.get_default_dtype())
-    if value_checks_enabled() and vec.numel() > 0:
+    if _checks_values(vec):
         lo, hi = _range_of(vec)
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or (high is not None and hi > high):
             interval = f"[0, {high:g}]" if high is not None else "[0, inf)"
@@ -210,7 +228,7 @@ def check_normalizer(fn: str, normalizer: object, reduction: str, *,
             )
         if normalizer.dtype.is_complex or normalizer.dtype == torch.bool:
             raise TypeError(f"{fn}: normalizer must be real; got {normalizer.dtype}.")
-        if value_checks_enabled():
+        if _checks_values(normalizer):
             v = float(normalizer.detach())
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{fn}: normalizer must be finite and > 0; got {v:g}.")
@@ -259,7 +277,7 @@ def check_logits(fn: str, logits: object) -> Tensor:
         raise TypeError(f"{fn}: logits must be a floating-point tensor; got {logits.dtype}.")
     # one fast reduction: a NaN or Inf input makes the sum NaN or Inf; a sum that overflowed on
     # finite inputs is told apart by the exact check, which runs only then
-    if (value_checks_enabled() and logits.numel() > 0 and not bool(torch.isfinite(logits.detach().sum()))
+    if (_checks_values(logits) and not bool(torch.isfinite(logits.detach().sum()))
             and not bool(torch.isfinite(logits).all())):
         raise ValueError(f"{fn}: logits must be finite; got NaN or Inf values.")
     return logits
@@ -306,7 +324,7 @@ def check_sample_weight(fn: str, sample_weight: object, loss_shape: torch.Size, 
 
 def check_nonnegative(fn: str, name: str, t: Tensor) -> None:
     """Values finite and >= 0 (a value check: skipped when value checks are off)."""
-    if value_checks_enabled() and t.numel() > 0 and t.dtype != torch.bool:
+    if _checks_values(t) and t.dtype != torch.bool:
         lo, hi = _range_of(t)
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0:
             raise ValueError(f"{fn}: {name} must be finite and >= 0; got values in [{lo:g}, {hi:g}].")
@@ -367,7 +385,7 @@ def sigmoid_inputs(
         )
     if y.dtype.is_complex:
         raise TypeError(f"{fn}: target must be a real, integer or bool tensor; got {y.dtype}.")
-    if value_checks_enabled() and y.numel() > 0 and y.dtype != torch.bool:
+    if _checks_values(y) and y.dtype != torch.bool:
         counted = y if ignore_index is None else y.masked_fill(y == ignore_index, 0)  # no boolean compaction
         lo, hi = _range_of(counted)
         if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
@@ -458,7 +476,7 @@ def softmax_inputs(
             raise ValueError(
                 f"{fn}: probability target must have the logits' shape {tuple(x.shape)}; got {tuple(t.shape)}."
             )
-        if value_checks_enabled() and t.numel() > 0:
+        if _checks_values(t):
             lo, hi = _range_of(t)
             if not (lo >= 0.0 and hi <= 1.0):
                 if not bool(torch.isfinite(t).all()):
@@ -472,7 +490,7 @@ def softmax_inputs(
                 f"{fn}: class-id target must have shape {tuple(loss_shape)} (logits {tuple(x.shape)} "
                 f"without the class axis); got {tuple(t.shape)}."
             )
-        if value_checks_enabled() and t.numel() > 0:
+        if _checks_values(t):
             # ignored ids read as 0 (a valid class) instead of compacting with a boolean index
             lo, hi = _range_of(t.masked_fill(t == ignore_index, 0))
             if lo < 0 or hi >= num_classes:

@@ -12,12 +12,16 @@ the paper's form. The two differ by the constant factor ``bins / non-empty bins`
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+
+import torch
 from torch import Tensor
 
 from . import _inputs as I
 from .kernels import SigmoidConfig, all_reduce, ghmc_bin_weights, run_sigmoid
 
-__all__ = ["BIN_NORMALIZATIONS", "ghmc_loss"]
+__all__ = ["BIN_NORMALIZATIONS", "RunningCounts", "ghmc_loss"]
 
 BIN_NORMALIZATIONS = ("nonempty", "all")
 
@@ -69,7 +73,7 @@ def ghmc_loss(
     """
     return _ghmc("ghmc_loss", logits, target, bins=bins, bin_normalization=bin_normalization,
                  sample_weight=sample_weight, ignore_index=ignore_index, reduction=reduction,
-                 normalizer=normalizer, sync=sync)[0]
+                 normalizer=normalizer, sync=sync)
 
 
 def check_ghmc_options(fn: str, bins: object, bin_normalization: object) -> int:
@@ -90,11 +94,11 @@ def _ghmc(
     ignore_index: int | None,
     reduction: str,
     normalizer: float | Tensor | None,
-    momentum: float = 0.0,
-    running_counts: Tensor | None = None,
+    density_of: Callable[[Tensor], Tensor] | None = None,
     sync: bool | object = False,
-) -> tuple[Tensor, Tensor]:
-    """The loss and the bin counts it used (the module keeps them when ``momentum > 0``).
+) -> Tensor:
+    """The loss; ``density_of`` maps the batch's bin counts to the density β is formed from (the module's
+    running counts, :class:`RunningCounts`), ``None`` for the batch's own.
 
     Two passes over the input, both chunked and free of host syncs: the histogram of ``g``
     (``bincount`` / ``scatter_add`` into ``bins`` slots, all-reduced across ranks with ``sync``), then
@@ -104,8 +108,61 @@ def _ghmc(
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
                            reduction=reduction, normalizer=normalizer, sync=sync)
     cfg = SigmoidConfig("ghmc", inp.reduction, inp.dtype, ignore_index=inp.ignore_index, bins=b)
-    beta_bins, density, bin_index = ghmc_bin_weights(
-        cfg, inp.logits, inp.target, inp.sample_weight, momentum=momentum, running_counts=running_counts,
-        bin_normalization=bin_normalization, sync=(lambda t: all_reduce(t, inp.sync)[0]) if inp.sync else None)
-    loss = run_sigmoid(inp, "ghmc", beta_bins=beta_bins, bin_index=bin_index, bins=b)
-    return loss, density
+    beta_bins, _, bin_index = ghmc_bin_weights(
+        cfg, inp.logits, inp.target, inp.sample_weight, density_of=density_of, bin_normalization=bin_normalization,
+        sync=(lambda t: all_reduce(t, inp.sync)[0]) if inp.sync else None)
+    return run_sigmoid(inp, "ghmc", beta_bins=beta_bins, bin_index=bin_index, bins=b)
+
+
+def in_backward() -> bool:
+    """Whether this code runs inside the autograd engine's backward pass. A loss's forward runs there only
+    when activation checkpointing recomputes it: ``torch.utils.checkpoint`` recomputes inside backward in
+    both of its modes (``use_reentrant=True`` from its ``backward``, ``False`` from the unpack hook)."""
+    return torch._C._current_graph_task_id() != -1
+
+
+class RunningCounts:
+    """The EMA of GHM-C's bin counts, ``acc ← m·acc + (1−m)·count`` for the bins non-empty in the batch.
+
+    Exact under activation checkpointing: a training forward updates the counts and records the density it
+    formed β from, keyed by the batch's counts; the same forward recomputed during backward (found by
+    :func:`in_backward`) takes the recorded density and leaves the counts alone, so the gradient and the
+    state are those of a run without checkpointing, in both of ``torch.utils.checkpoint``'s modes. A
+    recompute that matches no record (its forward was more than ``KEEP`` training calls ago) is refused.
+    """
+
+    KEEP = 256  # training forwards remembered for their recompute: a few per step cover any model
+
+    def __init__(self) -> None:
+        self.records: deque[list] = deque(maxlen=self.KEEP)  # [batch counts, density, replayed]
+
+    def clear(self) -> None:
+        self.records.clear()
+
+    def density_of(self, buffer: Tensor, momentum: float, *, update: bool) -> Callable[[Tensor], Tensor]:
+        """The map from a batch's counts to the density for this call; with ``update`` (a training forward)
+        it also stores the new counts in ``buffer``, unless this is a recompute."""
+        if update and in_backward():
+            return self._replay
+
+        def density(counts: Tensor) -> Tensor:
+            previous = buffer.to(device=counts.device, dtype=counts.dtype)
+            d = torch.where(counts > 0, momentum * previous + (1.0 - momentum) * counts, previous)
+            if update:
+                self.records.append([counts.clone(), d, False])
+                buffer.copy_(d)
+            return d
+
+        return density
+
+    def _replay(self, counts: Tensor) -> Tensor:
+        # newest first, records not yet replayed first: backward recomputes in the reverse order of the forwards
+        for replayed in (False, True):
+            for record in reversed(self.records):
+                if record[2] == replayed and record[0].shape == counts.shape and torch.equal(record[0], counts):
+                    record[2] = True
+                    return record[1].to(counts.dtype)
+        raise RuntimeError(
+            "GHMCLoss: a forward recomputed during backward (activation checkpointing) matches none of the "
+            f"last {self.KEEP} training forwards, so the running counts it used are unknown. Call the loss "
+            "outside the checkpointed function, or use momentum=0.")

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from . import _inputs as I
 from .cross_entropy import binary_cross_entropy, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
-from .ghm import _ghmc, check_ghmc_options
+from .ghm import RunningCounts, _ghmc, check_ghmc_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
 from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
 
@@ -211,7 +211,10 @@ class GHMCLoss(_Loss):
     With ``momentum > 0`` the running count of each bin (buffer ``running_counts``, starting at
     0) is updated as in the authors' code, ``acc ← m·acc + (1−m)·count`` for the bins that are
     non-empty in the batch, and ``β = N / acc[bin] / n``. The state changes only in training
-    mode (``module.train()``, the default): evaluation leaves it as it is.
+    mode (``module.train()``, the default): evaluation leaves it as it is. Under activation checkpointing
+    (``torch.utils.checkpoint``, either mode) the recomputed forward uses the counts the first forward used
+    and updates nothing: gradients and state are those of a run without checkpointing. The counts stay
+    float32 through ``module.half()`` / ``.bfloat16()`` (a float16 count overflows at 65,504).
 
     With ``sync=True`` (or a process group) the bin counts and ``N`` are all-reduced across
     ``torch.distributed`` ranks before ``β`` is formed, so every rank uses the global histogram and
@@ -225,7 +228,9 @@ class GHMCLoss(_Loss):
                          momentum=I.check_number(name, "momentum", momentum, low=0.0, high=1.0, high_open=True),
                          bin_normalization=bin_normalization,
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
-        self.register_buffer("running_counts", torch.zeros(self._options["bins"]))
+        # float32 whatever the module's dtype (see _apply); counts of float64 logits are formed in float64
+        self.register_buffer("running_counts", torch.zeros(self._options["bins"], dtype=torch.float32))
+        self._running = RunningCounts()
 
     @property
     def bins(self) -> int:
@@ -238,10 +243,21 @@ class GHMCLoss(_Loss):
     def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None,
                 normalizer: float | Tensor | str | None = None) -> Tensor:
         opts = self._options
-        loss, density = _ghmc(type(self).__name__, logits, target, bins=opts["bins"],
-                              bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
-                              ignore_index=opts["ignore_index"], reduction=self.reduction, normalizer=normalizer,
-                              momentum=opts["momentum"], running_counts=self.running_counts, sync=opts["sync"])
-        if opts["momentum"] > 0 and self.training:
-            self.running_counts.copy_(density.to(self.running_counts.dtype))
-        return loss
+        density_of = None
+        if opts["momentum"] > 0:  # the state changes in training only, and never in a checkpoint's recompute
+            density_of = self._running.density_of(self.running_counts, opts["momentum"], update=self.training)
+        return _ghmc(type(self).__name__, logits, target, bins=opts["bins"],
+                     bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
+                     ignore_index=opts["ignore_index"], reduction=self.reduction, normalizer=normalizer,
+                     density_of=density_of, sync=opts["sync"])
+
+    def _apply(self, fn: Any, recurse: bool = True) -> GHMCLoss:
+        """``.to(device)`` moves the running counts; ``.half()`` / ``.bfloat16()`` / ``.double()`` (as
+        ``model.half()`` does to a model holding the loss) leave them in float32: in float16 a bin of more
+        than 65,504 elements would be ``inf`` and its gradient 0."""
+        counts = self.running_counts
+        super()._apply(fn, recurse)
+        if self.running_counts.dtype != counts.dtype:
+            self.running_counts = counts.to(device=self.running_counts.device)
+        self._running.clear()  # recorded densities live on the old device
+        return self

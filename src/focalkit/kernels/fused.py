@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -212,8 +213,8 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
     return total[:bins].to(dtype), total[bins].to(dtype), bin_index
 
 
-def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *, momentum: float = 0.0,
-                     running_counts: Tensor | None = None, bin_normalization: str = "nonempty",
+def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None, *,
+                     density_of: Callable[[Tensor], Tensor] | None = None, bin_normalization: str = "nonempty",
                      sync: Any = None) -> tuple[Tensor, Tensor, Tensor]:
     """GHM-C's weight per bin, ``β_b = N / (density_b · n)``, the density used, and each element's bin
     (one byte each for up to 256 bins: the loss pass gathers β with it instead of binning again;
@@ -221,7 +222,8 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
 
     Counts come from ``bincount`` (CPU) or ``scatter_add`` into ``bins`` slots, chunk by chunk, or from
     one Triton kernel: no host sync, no loop over bins. ``sync`` (a callable on a tensor), when given,
-    all-reduces the counts and ``N``.
+    all-reduces the counts and ``N``. ``density_of`` maps the batch's counts to the density β is formed
+    from (the module's running counts); ``None``: the counts themselves.
     """
     from . import triton_kernels
 
@@ -237,10 +239,7 @@ def ghmc_bin_weights(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | 
             counts, n_valid, bin_index = _ghmc_counts(cfg, x, y, weight)
         if sync is not None:
             counts, n_valid = sync(counts), sync(n_valid)
-        density = counts
-        if momentum > 0:
-            previous = running_counts.to(device=x.device, dtype=dtype)  # type: ignore[union-attr]
-            density = torch.where(counts > 0, momentum * previous + (1.0 - momentum) * counts, previous)
+        density = counts if density_of is None else density_of(counts)
         if bin_normalization == "nonempty":
             divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
         else:
