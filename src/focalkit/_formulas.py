@@ -196,8 +196,9 @@ def log_one_minus_softmax(ops: Any, x: Any, log_p: Any, axis: int) -> Any:
     """``log(1 − softmax(x)_c)`` for every class: exact for the leading class (a logsumexp over the
     others), ``log1p(−p_c)`` for the rest, where ``p_c ≤ ½``."""
     is_top = ops.one_hot_argmax(x, axis)
-    lse = ops.logsumexp(x, axis)
-    lead = ops.logsumexp(ops.where(is_top, -math.inf, x), axis) - lse
+    z = x - ops.max(x, axis)  # the two logsumexps stay O(1): no rounding at the logits' own scale
+    lse = ops.logsumexp(z, axis)
+    lead = ops.logsumexp(ops.where(is_top, -math.inf, z), axis) - lse
     safe = ops.where(is_top, -1.0, log_p)
     return ops.where(is_top, lead, ops.log1p(-ops.exp(safe)))
 
@@ -209,6 +210,7 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
 
     ``q`` holds the per-class target weights (one-hot or probabilities, times α and class weights).
     """
+    x = x - ops.max(x, axis)  # shift-invariant in exact arithmetic; shifted here so every path rounds alike
     log_p = ops.log_softmax(x, axis)
     p = ops.exp(log_p)
     v = p
