@@ -48,6 +48,14 @@ CASES = {
                                                                       sample_weight=w, sync=s),
     "softmax-hard/valid": lambda x, y, yi, xs, ts, w, s: fk.softmax_hard_truncation_loss(xs, ts, normalizer="valid",
                                                                                           sync=s),
+    # issue 23: the sum and a given (whole-batch) normaliser, mmdetection's pattern, were 1/R too small
+    "focal/sum": lambda x, y, yi, xs, ts, w, s: fk.sigmoid_focal_loss(x, y, reduction="sum", sync=s),
+    "focal/number": lambda x, y, yi, xs, ts, w, s: fk.sigmoid_focal_loss(x, y, normalizer=23.0, sync=s),
+    "focal/tensor": lambda x, y, yi, xs, ts, w, s: fk.sigmoid_focal_loss(
+        x, y, normalizer=torch.tensor(23.0, dtype=torch.float64), sync=s),
+    "ghmc/sum": lambda x, y, yi, xs, ts, w, s: fk.ghmc_loss(x, yi, ignore_index=255, bins=7, reduction="sum", sync=s),
+    "ce/sum": lambda x, y, yi, xs, ts, w, s: fk.cross_entropy(xs, ts, sample_weight=w, reduction="sum", sync=s),
+    "softmax-focal/number": lambda x, y, yi, xs, ts, w, s: fk.softmax_focal_loss(xs, ts, normalizer=40.0, sync=s),
 }
 
 
@@ -157,6 +165,19 @@ def test_sync_without_a_process_group_is_a_world_of_one():
     torch.testing.assert_close(fk.sigmoid_focal_loss(x, y, normalizer="valid", sync=True),
                                fk.sigmoid_focal_loss(x, y))
     torch.testing.assert_close(fk.GHMCLoss(sync=True)(x, y), fk.ghmc_loss(x, y))
+
+
+@pytest.mark.parametrize("fn", [fk.sigmoid_focal_loss, fk.cross_entropy])
+def test_sync_with_reduction_none_is_refused(fn):
+    """``sync`` scales a reduced loss: with ``"none"`` it would silently do nothing."""
+    x, y = torch.randn(4, 3), torch.ones(4, 3) / 3
+    with pytest.raises(ValueError, match="sync has no effect with reduction='none'"):
+        fn(x, y, reduction="none", sync=True)
+    with pytest.raises(ValueError, match="sync has no effect with reduction='none'"):
+        fk.SoftmaxFocalLoss(reduction="none", sync=True)
+    # GHM-C's elements depend on the global histogram: sync matters without a reduction too
+    assert fk.ghmc_loss(x, y.round(), reduction="none", sync=True).shape == (4, 3)
+    assert fk.GHMCLoss(reduction="none", sync=True)(x, y.round()).shape == (4, 3)
 
 
 def test_normalizer_names_are_checked():

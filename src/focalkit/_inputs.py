@@ -236,15 +236,26 @@ def check_normalizer(fn: str, normalizer: object, reduction: str, *,
     return check_number(fn, "normalizer", normalizer, low=0.0, low_open=True)
 
 
-def check_sync(fn: str, sync: object) -> object:
-    """``False``/``None`` (local), ``True`` (the default process group) or a ``ProcessGroup``."""
-    if sync is None or isinstance(sync, bool):
-        return bool(sync)
-    import torch.distributed as dist
+def check_sync(fn: str, sync: object, reduction: str = "mean", per_element: bool = False) -> object:
+    """``False``/``None`` (local), ``True`` (the default process group) or a ``ProcessGroup``.
 
-    if dist.is_available() and isinstance(sync, dist.ProcessGroup):
-        return sync
-    raise TypeError(f"{fn}: sync must be a bool or a torch.distributed ProcessGroup; got {type(sync).__name__}.")
+    ``sync`` scales a reduced loss; with ``reduction="none"`` it would do nothing and is refused, unless
+    the elements' losses themselves depend on the whole batch (``per_element``: GHM-C's histogram).
+    """
+    if sync is None or isinstance(sync, bool):
+        group: object = bool(sync)
+    else:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and isinstance(sync, dist.ProcessGroup)):
+            raise TypeError(
+                f"{fn}: sync must be a bool or a torch.distributed ProcessGroup; got {type(sync).__name__}.")
+        group = sync
+    if group is not False and reduction == "none" and not per_element:
+        raise ValueError(
+            f"{fn}: sync has no effect with reduction='none' (it scales a reduced loss across ranks); "
+            "drop sync, or reduce with 'mean' or 'sum'.")
+    return group
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,13 +381,15 @@ def sigmoid_inputs(
     normalizer: object = None,
     label_smoothing: object = 0.0,
     sync: object = False,
+    sync_per_element: bool = False,
 ) -> SigmoidInputs:
-    """Check the options every sigmoid-family loss shares, then the tensors."""
+    """Check the options every sigmoid-family loss shares, then the tensors (``sync_per_element``: the
+    loss's elements depend on the whole batch, so ``sync`` matters with ``reduction="none"`` too)."""
     reduction = check_reduction(fn, reduction)
     eps = check_label_smoothing(fn, label_smoothing)
     ignore_index = check_optional_int(fn, "ignore_index", ignore_index)
     norm = check_normalizer(fn, normalizer, reduction)
-    group = check_sync(fn, sync)
+    group = check_sync(fn, sync, reduction, sync_per_element)
     x = check_logits(fn, logits)
     y = _check_tensor(fn, "target", target, x)
     if y.shape != x.shape:
@@ -438,7 +451,7 @@ def softmax_inputs(
     ignore_index = check_int(fn, "ignore_index", ignore_index)
     class_dim = check_int(fn, "class_dim", class_dim)
     norm = check_normalizer(fn, normalizer, reduction, positives=False)
-    group = check_sync(fn, sync)
+    group = check_sync(fn, sync, reduction)
     x = check_logits(fn, logits)
     t = _check_tensor(fn, "target", target, x)
     if x.ndim < 2:

@@ -47,8 +47,12 @@ def binary_cross_entropy(
             positive anchors), ``"positives"`` (the sum of the unsmoothed targets over counted
             elements) or ``"valid"`` (their weight); the two names divide by ``max(count, 1)``.
         sync: with ``torch.distributed`` initialised, ``True`` (default group) or a process group
-            all-reduces the mean's count across ranks and divides by ``count / world_size``, so that
-            DDP's gradient averaging gives the gradient of the whole batch's loss. See the README.
+            makes DDP's gradient averaging give the gradient of the whole batch's loss, for every
+            reduction: the mean's count is all-reduced across the ``R`` ranks and the sum divided by
+            ``count / R``; ``"sum"`` is multiplied by ``R``; a given ``normalizer`` is taken as the whole
+            batch's (e.g. an all-reduced ``num_pos``) and the sum divided by ``normalizer / R``.
+            Averaged over the ranks, the returned value is the whole batch's loss. Refused with
+            ``"none"``; every rank must pass the same ``sync``. See the README.
 
     Shape:
         logits ``(*)`` · target ``(*)`` · output ``(*)`` for ``"none"``, else ``()``
@@ -116,7 +120,8 @@ def cross_entropy(
         reduction: ``"mean"``, ``"sum"`` or ``"none"``. As in PyTorch, ``"mean"`` divides class-id
             losses by ``Σ sample_weight·w_target`` and probability-target losses by ``Σ sample_weight``.
         normalizer: replaces the mean's denominator: a number, a 0-d tensor or ``"valid"``.
-        sync: all-reduce the mean's count across ``torch.distributed`` ranks (``True`` or a group).
+        sync: the gradient of the whole batch's loss under DDP (``True`` or a group), as in
+            :func:`binary_cross_entropy`.
         class_dim: the class axis; ``-1`` takes a ``[B, T, C]`` sequence as it is.
 
     Shape:

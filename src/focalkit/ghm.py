@@ -47,7 +47,8 @@ def ghmc_loss(
     ``[0, 1]``), ``N`` the number of counted elements and ``n`` the number of non-empty bins
     (``bins`` with ``bin_normalization="all"``). ``g`` and ``β`` carry no gradient. The mean is
     ``Σ w·β·BCE / Σ w``: with 0/1 weights, the article's ``Σ β·BCE / N``. With ``sync`` the
-    histogram and ``N`` are summed over the ``torch.distributed`` ranks before ``β`` is formed. ``bins=1`` gives
+    histogram and ``N`` are summed over the ``torch.distributed`` ranks before ``β`` is formed (so ``sync``
+    matters with ``reduction="none"`` too). ``bins=1`` gives
     cross-entropy. This function is stateless; :class:`focalkit.GHMCLoss` adds the EMA of the
     bin counts (``momentum``).
 
@@ -106,7 +107,7 @@ def _ghmc(
     """
     b = check_ghmc_options(fn, bins, bin_normalization)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
-                           reduction=reduction, normalizer=normalizer, sync=sync)
+                           reduction=reduction, normalizer=normalizer, sync=sync, sync_per_element=True)
     cfg = SigmoidConfig("ghmc", inp.reduction, inp.dtype, ignore_index=inp.ignore_index, bins=b)
     beta_bins, _, bin_index = ghmc_bin_weights(
         cfg, inp.logits, inp.target, inp.sample_weight, density_of=density_of, bin_normalization=bin_normalization,

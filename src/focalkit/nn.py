@@ -36,11 +36,13 @@ class _Loss(nn.Module):
     """Common part: reduction checked at construction, options kept for ``extra_repr``."""
 
     _function: Any = None
+    _sync_per_element = False  # the elements' losses depend on the whole batch (GHM-C's histogram)
 
     def __init__(self, reduction: str, sync: object = False, **options: Any) -> None:
         super().__init__()
         self.reduction = I.check_reduction(type(self).__name__, reduction)
-        self._options = {**options, "sync": I.check_sync(type(self).__name__, sync)}
+        self._options = {**options, "sync": I.check_sync(type(self).__name__, sync, self.reduction,
+                                                                  self._sync_per_element)}
 
     def _register_vector(self, name: str, value: object, *, high: float | None = None) -> None:
         vec = I.as_class_vector(type(self).__name__, name, value, high=high)
@@ -220,6 +222,8 @@ class GHMCLoss(_Loss):
     ``torch.distributed`` ranks before ``β`` is formed, so every rank uses the global histogram and
     the running counts stay identical on all ranks (DDP's buffer broadcast then changes nothing).
     """
+
+    _sync_per_element = True
 
     def __init__(self, *, bins: int = 10, momentum: float = 0.0, bin_normalization: str = "nonempty",
                  ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:

@@ -152,7 +152,7 @@ class _SigmoidLoss(torch.autograd.Function):
             for_each_slice(slices, body, threads=_threads(x.device))
             total, count, positives = partials.sum(1).unbind()
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync, positives)
-        if scale is not None and cfg.reduction != "sum":
+        if scale is not None and (cfg.reduction != "sum" or cfg.sync):  # a synced sum is scaled by R
             grad_buf.mul_(scale.to(grad_buf.dtype))
         ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
         ctx.none_view = (-1,)
@@ -324,7 +324,7 @@ class _SoftmaxLoss(torch.autograd.Function):
             for_each_slice(len(pieces), body, threads=_threads(x.device))
             total, count = partials.sum(1).unbind()
         scale = None if none else _reduce_scale(cfg.reduction, count, normalizer, cfg.sync)
-        if scale is not None and cfg.reduction != "sum":
+        if scale is not None and (cfg.reduction != "sum" or cfg.sync):  # a synced sum is scaled by R
             grad_buf.mul_(scale.to(grad_buf.dtype))
         ctx.cfg, ctx.shape, ctx.normalizer, ctx.out_dtype = cfg, shape, normalizer, out_dtype
         ctx.none_view = (n, 1, s)

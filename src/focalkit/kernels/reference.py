@@ -67,16 +67,33 @@ def grad_through_formula(value_of: Callable[[Tensor], Tensor], x: Tensor, gout: 
     return g
 
 
+def _group(sync: Any) -> Any:
+    """The process group ``sync`` names, or ``False`` when off or when no group is initialised."""
+    import torch.distributed as dist
+
+    if not sync or not dist.is_available() or not dist.is_initialized():
+        return False
+    return None if sync is True else sync
+
+
 def all_reduce(t: Tensor, sync: Any) -> tuple[Tensor, int]:
     """Sum ``t`` over the ranks of ``sync``'s group; ``(t, 1)`` when off or when no group is initialised."""
     import torch.distributed as dist
 
-    if not sync or not dist.is_available() or not dist.is_initialized():
+    group = _group(sync)
+    if group is False:
         return t, 1
-    group = None if sync is True else sync
     t = t.clone()
     dist.all_reduce(t, group=group)
     return t, dist.get_world_size(group)
+
+
+def world_size(sync: Any) -> int:
+    """``R``, the number of ranks ``sync`` spans (1 when off or when no group is initialised)."""
+    import torch.distributed as dist
+
+    group = _group(sync)
+    return 1 if group is False else dist.get_world_size(group)
 
 
 def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | str | None, sync: Any = None,
@@ -84,11 +101,13 @@ def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | st
     """The factor the summed loss is multiplied by.
 
     ``"mean"`` divides by the counted weight; ``normalizer="valid"`` / ``"positives"`` by
-    ``max(count, 1)``. With ``sync`` the count is the sum over ranks and the divisor is ``count / R``,
-    so that DDP's average of the ranks' gradients is the gradient of the loss of the whole batch.
+    ``max(count, 1)``. With ``sync`` every reduction is scaled so that DDP's average of the ranks'
+    gradients is the gradient of the loss of the whole batch: the count is the sum over ranks and the
+    divisor is ``count / R``; ``"sum"`` is multiplied by ``R``; a given normaliser (a number or a
+    tensor) is the whole batch's and the divisor is ``normalizer / R``.
     """
     if reduction == "sum":
-        return torch.ones_like(count)
+        return torch.full_like(count, float(world_size(sync)))
     if isinstance(normalizer, str):
         den, world = all_reduce(positives if normalizer == "positives" else count, sync)  # type: ignore[arg-type]
         return world / torch.clamp_min(den, 1.0)
@@ -96,9 +115,9 @@ def _reduce_scale(reduction: str, count: Tensor, normalizer: float | Tensor | st
         # with value checks a normaliser <= 0 raised before; unchecked or compiled it counts as 1, so that
         # an image without objects gives the summed loss, never inf (recommended: normalizer="positives")
         den = normalizer.to(device=count.device, dtype=count.dtype)
-        return 1.0 / torch.where(den > 0, den, torch.ones_like(den))
+        return world_size(sync) / torch.where(den > 0, den, torch.ones_like(den))
     if normalizer is not None:  # a Python number, checked > 0: filled on the device, no host-to-device copy
-        return torch.full_like(count, 1.0 / normalizer)
+        return torch.full_like(count, world_size(sync) / normalizer)
     den, world = all_reduce(count, sync)
     return world / torch.where(den > 0, den, torch.ones_like(den))
 
