@@ -249,3 +249,78 @@ def test_lightgbm_predict_proba_with_a_custom_objective_is_raw_as_the_readme_say
 def test_objective_options_are_checked_like_the_torch_losses(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+# ------------------------------------------------ the scikit-learn wrappers with sample weights (issue 23)
+def _weighted_task(name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    w = rng.uniform(0.1, 3.0, size=300)
+    if name == "focal":
+        return x, (x[:, 0] + rng.normal(size=300) > 1).astype(float), w, gbm.focal_objective(), {}
+    y = np.digitize(x[:, 1] + rng.normal(size=300) * 0.5, [-0.5, 0.5]).astype(float)
+    return x, y, w, gbm.softmax_focal_objective(3), {"num_class": 3}
+
+
+@pytest.mark.parametrize("name", ["focal", "softmax"])
+def test_lgbm_classifier_applies_sample_weight_as_lightgbm_train_does(name):
+    """LightGBM 4's wrapper hands the weights to the objective and applies none itself: before, the
+    weighted LGBMClassifier grew the unweighted model (0.63 / 1.09 from the weighted train one)."""
+    x, y, w, objective, extra = _weighted_task(name)
+    params = {"num_leaves": 7, "learning_rate": 0.3, "verbose": -1, "num_threads": 1, "deterministic": True}
+    trained = lgb.train({**params, **extra, "objective": objective},
+                        lgb.Dataset(x, label=y, weight=w, params={"verbose": -1}), 10)
+    clf = lgb.LGBMClassifier(objective=objective, n_estimators=10, num_leaves=7, learning_rate=0.3, verbose=-1,
+                             n_jobs=1, deterministic=True).fit(x, y, sample_weight=w)
+    np.testing.assert_allclose(clf.predict(x, raw_score=True), trained.predict(x, raw_score=True), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["focal", "softmax"])
+def test_xgb_classifier_applies_sample_weight_as_xgboost_train_does(name):
+    """XGBClassifier refused a custom objective without a ``sample_weight`` parameter."""
+    x, y, w, objective, extra = _weighted_task(name)
+    # for one margin the wrapper reads base_score as a probability (0.5 is the train API's margin 0), for
+    # num_class margins as a margin
+    trained = xgb.train({"max_depth": 3, "eta": 0.3, "nthread": 1, "tree_method": "exact",
+                         "base_score": 0.0 if name == "focal" else 0.5,
+                         **extra}, xgb.DMatrix(x, label=y, weight=w), 10, obj=objective)
+    clf = xgb.XGBClassifier(objective=objective, n_estimators=10, max_depth=3, learning_rate=0.3, n_jobs=1,
+                            tree_method="exact", base_score=0.5).fit(x, y, sample_weight=w)
+    np.testing.assert_allclose(clf.predict(x, output_margin=True),
+                               trained.predict(xgb.DMatrix(x), output_margin=True), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["focal", "softmax"])
+def test_metric_is_an_eval_metric_of_both_wrappers_with_weights(name):
+    """``obj.metric()`` as ``eval_metric``: LGBMClassifier indexes the result as ``(name, value, higher)``
+    (before: "'float' object is not subscriptable"), XGBClassifier formats it as a number; both pass
+    the evaluation weights, and the value is the weighted loss of the final raw scores."""
+    x, y, w, objective, _ = _weighted_task(name)
+    metric = objective.metric()
+    key = f"focalkit-{objective.family}"
+    import inspect
+
+    # LightGBM 4.7 takes eval_X / eval_y and deprecates eval_set, which older 4.x need
+    evals = ({"eval_X": (x,), "eval_y": (y,)} if "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
+             else {"eval_set": [(x, y)]})
+    clf = lgb.LGBMClassifier(objective=objective, n_estimators=5, num_leaves=7, verbose=-1, n_jobs=1).fit(
+        x, y, sample_weight=w, eval_sample_weight=[w], eval_metric=metric, **evals)
+    (history,) = clf.evals_result_.values()
+    assert history[key][-1] == pytest.approx(objective.loss(clf.predict(x, raw_score=True), y, w), rel=1e-9)
+    xclf = xgb.XGBClassifier(objective=objective, n_estimators=5, max_depth=3, n_jobs=1, eval_metric=metric).fit(
+        x, y, sample_weight=w, eval_set=[(x, y)], sample_weight_eval_set=[w], verbose=False)
+    (xhistory,) = xclf.evals_result().values()
+    assert xhistory[key][-1] == pytest.approx(objective.loss(xclf.predict(x, output_margin=True), y, w), abs=2e-6)
+    value = metric(y, xclf.predict(x, output_margin=True))  # scikit-learn style: a number
+    assert isinstance(value, float)
+    assert value == pytest.approx(objective.loss(xclf.predict(x, output_margin=True), y))
+    assert tuple(value) == (key, float(value), False)
+
+
+def test_sample_weight_beside_a_dmatrix_or_of_the_wrong_length_is_refused():
+    objective = gbm.focal_objective()
+    x, y = np.array([0.5, -1.0]), np.array([1.0, 0.0])
+    with pytest.raises(ValueError, match="the weights come from it"):
+        objective(x, xgb.DMatrix(x.reshape(-1, 1), label=y), np.ones(2))
+    with pytest.raises(ValueError, match=r"sample_weight must hold one weight per label \(2\); got 3"):
+        objective(y, x, np.ones(3))

@@ -13,8 +13,10 @@ One objective object serves every calling convention::
 
 Raw scores are margins (logits): one column for the sigmoid family, ``C`` columns for
 :func:`softmax_focal_objective` (XGBoost's ``num_class``, LightGBM's ``num_class``). Sample weights
-of the ``DMatrix`` / ``Dataset`` multiply the gradient and the Hessian (custom objectives in both
-libraries must apply them themselves). :func:`predict_proba` maps raw scores to probabilities.
+multiply the gradient and the Hessian (custom objectives in both libraries must apply them
+themselves): those of the ``DMatrix`` / ``Dataset``, and the ``fit(..., sample_weight=w)`` of
+``XGBClassifier`` / ``LGBMClassifier``, which reach the objective as its third argument.
+:func:`predict_proba` maps raw scores to probabilities.
 
 **Hessian floor.** A tree's leaf value is ``−Σg / Σh``; it needs ``h > 0``. The exact Hessian of
 cross-entropy is positive, but that of focal loss, of the softened loss and of the hard truncation
@@ -40,6 +42,7 @@ from ._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_sparse_
 from .kernels.ops import NumpyOps
 
 __all__ = [
+    "MetricValue",
     "Objective",
     "bce_objective",
     "focal_objective",
@@ -62,14 +65,50 @@ def predict_proba(raw: Any) -> np.ndarray:
     return ops.softmax(raw, -1)
 
 
-def _labels_weights(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
-    """``(preds, labels, weights, sklearn_style)`` from either calling convention."""
+def _labels_weights(a: Any, b: Any,
+                    sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """``(preds, labels, weights, sklearn_style)`` from either calling convention: ``(preds, DMatrix |
+    lightgbm.Dataset)`` with the weights inside, or the wrappers' ``(y_true, y_pred[, sample_weight])``."""
     if hasattr(b, "get_label"):  # (preds, DMatrix | lightgbm.Dataset)
+        if sample_weight is not None:
+            raise ValueError("focalkit.gbm: with a DMatrix / Dataset the weights come from it; got sample_weight too.")
         preds, labels = np.asarray(a, dtype=np.float64), np.asarray(b.get_label(), dtype=np.float64)
         weights = b.get_weight()
         weights = None if weights is None or len(weights) == 0 else np.asarray(weights, dtype=np.float64)
         return preds, labels, weights, False
-    return np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64), None, True  # (y_true, y_pred)
+    labels = np.asarray(a, dtype=np.float64)
+    weights = None
+    if sample_weight is not None and np.size(sample_weight) > 0:  # LightGBM passes None, XGBoost an empty array
+        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if weights.size != labels.size:
+            raise ValueError(f"focalkit.gbm: sample_weight must hold one weight per label ({labels.size}); "
+                             f"got {weights.size}.")
+    return np.asarray(b, dtype=np.float64), labels, weights, True
+
+
+class MetricValue(float):
+    """The metric's value, a ``float``; indexed or unpacked it is LightGBM's ``(name, value, False)``
+    (``LGBMClassifier(eval_metric=...)`` indexes what the function returns), while XGBoost's wrapper
+    and scikit-learn use the number."""
+
+    name: str
+
+    def __new__(cls, value: float, name: str) -> MetricValue:
+        out = super().__new__(cls, value)
+        out.name = name
+        return out
+
+    def _triple(self) -> tuple[str, float, bool]:
+        return self.name, float(self), False
+
+    def __getitem__(self, i: int) -> Any:
+        return self._triple()[i]
+
+    def __iter__(self) -> Any:
+        return iter(self._triple())
+
+    def __len__(self) -> int:
+        return 3
 
 
 class Objective:
@@ -113,8 +152,10 @@ class Objective:
             return sigmoid_terms(ops, "ghmc", raw, labels, order=order, beta=beta)
         return sigmoid_terms(ops, self.family, raw, labels, order=order, tiny=1e-300, **self.params)
 
-    def __call__(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-        preds, labels, weights, _ = _labels_weights(a, b)
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(preds, DMatrix | Dataset)`` (the ``train`` APIs) or ``(y_true, y_pred, sample_weight)``: the
+        scikit-learn wrappers, LightGBM's passing the weights third, XGBoost's as ``sample_weight=``."""
+        preds, labels, weights, _ = _labels_weights(a, b, sample_weight)
         _, grad, hess = self.terms(self.check(preds, labels), labels, order=2)
         if type(self) is Objective:  # one margin per label: the gradient in the shape the library passed
             grad, hess = grad.reshape(preds.shape), hess.reshape(preds.shape)
@@ -131,15 +172,18 @@ class Objective:
         return float(np.average(value, weights=weights))
 
     def metric(self, name: str | None = None):
-        """An evaluation function with the same loss: XGBoost's ``custom_metric`` (``(name, value)``),
-        LightGBM's ``feval`` (``(name, value, False)``), or sklearn-style ``(y_true, y_pred) → value``."""
+        """An evaluation function with the same loss (the weighted mean over rows) for every place these
+        libraries take one: XGBoost's ``custom_metric`` (``(name, value)``), LightGBM's ``feval``
+        (``(name, value, False)``), and the wrappers' ``eval_metric``, called ``(y_true, y_pred[,
+        sample_weight])``, where it returns a :class:`MetricValue`: the number for XGBoost and
+        scikit-learn, ``(name, value, False)`` for LightGBM."""
         label = name or f"focalkit-{self.family}"
 
-        def evaluate(a: Any, b: Any):
-            preds, labels, weights, sklearn_style = _labels_weights(a, b)
+        def evaluate(a: Any, b: Any, sample_weight: Any = None):
+            preds, labels, weights, sklearn_style = _labels_weights(a, b, sample_weight)
             value = self.loss(preds, labels, weights)
             if sklearn_style:
-                return value
+                return MetricValue(value, label)
             if type(b).__module__.startswith("lightgbm"):
                 return label, value, False
             return label, value
