@@ -281,3 +281,43 @@ def test_jax_backend_gives_the_same_numbers(agree):
     agree("keras(jax): vs PyTorch core", out["ce"], fk.cross_entropy(xmt, tt, label_smoothing=0.1, reduction="none"),
           rtol=1e-5, atol=1e-6)
     assert out["fit"][1] < out["fit"][0]
+
+
+# ------------------------------------------------------------------- GHM-C with sample weights (issue 23)
+@pytest.mark.parametrize("reduction", [None, "sum"])
+def test_ghmc_sample_weight_zero_leaves_the_histogram_as_in_the_torch_face(reduction, agree):
+    """A weight-0 sample was counted in the Keras histogram (0.464037 against the torch face's
+    0.461241); now both faces drop it from the counts and from ``N``."""
+    x, y = _binary(n=24, c=3, seed=4)
+    w = np.random.default_rng(5).uniform(0.2, 2.0, size=24).astype("float32")
+    w[[1, 4, 5, 11, 17, 20]] = 0.0
+    per_sample = fk.ghmc_loss(torch.tensor(x), torch.tensor(y), bins=5, sample_weight=torch.tensor(w)[:, None],
+                              reduction="none").mean(-1)  # Keras averages the last axis, then weights
+    expected = per_sample if reduction is None else per_sample.sum()
+    for weight in (w, w[:, None]):  # Keras takes (n,) and (n, 1) weights alike
+        got = fkk.GHMCLoss(bins=5, reduction=reduction)(y, x, sample_weight=weight)
+        got = _np(got).reshape(expected.shape)  # (n, 1) weights give Keras's (n, 1) unreduced losses
+        agree("keras(torch): GHM-C weighted vs PyTorch core", got, expected, rtol=1e-5, atol=1e-6)
+    # the torch face's mean is Σ w·β·BCE / Σ w; Keras's sum_over_batch_size divides by the batch size
+    torch.testing.assert_close(torch.as_tensor(_np(fkk.GHMCLoss(bins=5)(y, x, sample_weight=w))).double(),
+                               (per_sample.sum() / 24).double(), rtol=1e-5, atol=1e-6)
+
+
+def test_ghmc_keras_mask_leaves_the_histogram():
+    from keras.src.backend import set_keras_mask
+
+    x, y = _binary(n=10, c=2, seed=6)
+    keep = np.ones(10, dtype=bool)
+    keep[[0, 3, 7]] = False
+    pred = keras.ops.convert_to_tensor(x)
+    set_keras_mask(pred, keras.ops.convert_to_tensor(keep))
+    got = fkk.GHMCLoss(bins=4, reduction="sum")(y, pred)
+    expected = fk.ghmc_loss(torch.tensor(x), torch.tensor(y), bins=4, sample_weight=torch.tensor(keep)[:, None]
+                            .float(), reduction="none").mean(-1).sum()
+    torch.testing.assert_close(torch.as_tensor(_np(got)).double(), expected.double(), rtol=1e-5, atol=1e-6)
+
+
+def test_ghmc_sample_weight_of_another_shape_is_refused():
+    x, y = _binary(n=6, c=3)
+    with pytest.raises(ValueError, match=r"GHMCLoss: sample_weight must have one value per sample"):
+        fkk.GHMCLoss()(y, x, sample_weight=np.ones((6, 3), dtype="float32"))

@@ -279,22 +279,63 @@ class SigmoidSoftTruncationLoss(_SigmoidBase):
 @keras.saving.register_keras_serializable(package="focalkit")
 class GHMCLoss(_SigmoidBase):
     """GHM-C with this batch's gradient-norm histogram (stateless); :func:`focalkit.ghmc_loss`. Shapes as in
-    :class:`BinaryCrossEntropy`."""
+    :class:`BinaryCrossEntropy`.
+
+    As in the PyTorch face, a ``sample_weight`` of 0 (and a position a Keras mask masks out) removes the
+    sample from the histogram and from ``N``; a non-zero weight multiplies its loss, as Keras applies it.
+    """
 
     family = "ghmc"
 
     def __init__(self, bins: int = 10, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
                  name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, bins=bins)
+        self._counted_weight: Any = None
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        # Keras applies the weights (and masks) after call(); the histogram needs them before
+        weight, mask = sample_weight, _keras_mask(y_pred)
+        if mask is not None:
+            mask = K.cast(mask, "float32")
+            weight = mask if weight is None else K.cast(K.convert_to_tensor(weight), "float32") * mask
+        self._counted_weight = weight
+        try:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        finally:
+            self._counted_weight = None
+
+    def _counted(self, x: Any) -> Any:
+        """1 for an element in the histogram, 0 for one whose sample has weight 0, shaped like ``x``."""
+        w = self._counted_weight
+        if w is None:
+            return K.ones_like(x)
+        w = K.cast(K.convert_to_tensor(w), x.dtype)
+        per_sample = len(x.shape) - 1  # the rank of call()'s output, which Keras aligns the weights to
+        while len(w.shape) > per_sample and w.shape[-1] == 1:
+            w = K.squeeze(w, -1)
+        if len(w.shape) != per_sample:
+            raise ValueError(f"GHMCLoss: sample_weight must have one value per sample, shaped "
+                             f"{tuple(x.shape[:-1])}; got shape {tuple(w.shape)}.")
+        return K.broadcast_to(K.cast(K.not_equal(K.expand_dims(w, -1), 0.0), x.dtype), K.shape(x))
 
     def _elementwise(self, x: Any, y: Any) -> Any:
         bins = self._options["bins"]
         index = K.stop_gradient(ghmc_bin_index(KerasOps, x, y, bins))
-        counts = K.sum(K.cast(K.equal(K.expand_dims(index, -1), K.arange(bins)), x.dtype),
+        counted = K.stop_gradient(self._counted(x))
+        counts = K.sum(K.cast(K.equal(K.expand_dims(index, -1), K.arange(bins)), x.dtype) * K.expand_dims(counted, -1),
                        axis=tuple(range(len(x.shape))))
         divisor = K.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
-        beta = K.stop_gradient(K.take(ghmc_beta(KerasOps, counts, K.cast(K.size(x), x.dtype), divisor), index))
+        beta = K.stop_gradient(K.take(ghmc_beta(KerasOps, counts, K.sum(counted), divisor), index))
         return sigmoid_terms(KerasOps, "ghmc", x, y, order=0, beta=beta)[0]
+
+
+def _keras_mask(t: Any) -> Any:
+    """The Keras mask a layer (``Masking``, ``Embedding(mask_zero=True)``) attached to ``t``, or ``None``."""
+    try:
+        from keras.src.backend import get_keras_mask
+    except ImportError:  # a Keras without it: masks reach the loss only through Keras's reduction
+        return getattr(t, "_keras_mask", None)
+    return get_keras_mask(t)
 
 
 class _SoftmaxBase(_Base):
