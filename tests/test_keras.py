@@ -249,6 +249,13 @@ out = {"backend": keras.backend.backend(),
        "soft": np.asarray(fkk.SigmoidSoftTruncationLoss(k=2.0, reduction=None)(y, x)).tolist(),
        "softmax_focal": np.asarray(fkk.SoftmaxFocalLoss(sparse=True, gamma=2.0, reduction=None)(t, xm)).tolist(),
        "ce": np.asarray(fkk.CategoricalCrossEntropy(label_smoothing=0.1, reduction=None)(np.eye(4)[t], xm)).tolist()}
+ends_p = np.array([[1.0], [0.0], [1.0], [0.0]], "float32"); ends_y = np.array([[0.0], [1.0], [1.0], [0.0]], "float32")
+out["ends"] = [np.asarray(cls(from_logits=False, reduction=None)(ends_y, ends_p)).tolist()
+               for cls in (fkk.BinaryCrossEntropy, fkk.SigmoidFocalLoss)]
+out["ends_cce"] = np.asarray(fkk.CategoricalCrossEntropy(from_logits=False, reduction=None)(
+    np.eye(2, dtype="float32"), np.array([[0.0, 1.0], [1.0, 0.0]], "float32"))).tolist()
+w = np.where(np.arange(16) % 5 == 0, 0.0, 1.5).astype("float32")
+out["ghmc_w"] = np.asarray(fkk.GHMCLoss(bins=5, reduction=None)(y, x, sample_weight=w)).tolist()
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
 model.compile(optimizer=keras.optimizers.Adam(0.05), loss=fkk.SigmoidFocalLoss())
@@ -281,6 +288,35 @@ def test_jax_backend_gives_the_same_numbers(agree):
     agree("keras(jax): vs PyTorch core", out["ce"], fk.cross_entropy(xmt, tt, label_smoothing=0.1, reduction="none"),
           rtol=1e-5, atol=1e-6)
     assert out["fit"][1] < out["fit"][0]
+    # from_logits=False at p = 0 and 1: XLA flushes subnormals, so a clip at 1e-38 gave inf and NaN there
+    ends = [_np(cls(from_logits=False, reduction=None)(*_ENDS)) for cls in (fkk.BinaryCrossEntropy,
+                                                                             fkk.SigmoidFocalLoss)]
+    assert np.isfinite(out["ends"]).all()
+    agree("keras(jax): from_logits=False at p in {0, 1}", out["ends"], np.stack(ends), rtol=1e-5, atol=1e-6)
+    assert np.isfinite(out["ends_cce"]).all()
+    w = np.where(np.arange(16) % 5 == 0, 0.0, 1.5).astype("float32")
+    agree("keras(jax): GHM-C weighted vs PyTorch core", out["ghmc_w"],
+          fk.ghmc_loss(xt, yt, bins=5, sample_weight=torch.tensor(w)[:, None], reduction="none").mean(-1),
+          rtol=1e-5, atol=1e-6)
+
+
+_ENDS = (np.array([[0.0], [1.0], [1.0], [0.0]], "float32"), np.array([[1.0], [0.0], [1.0], [0.0]], "float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_probabilities_at_both_ends_follow_one_rule(dtype):
+    """``from_logits=False`` clips ``p`` to the dtype's normal numbers nearest 0 and 1: finite at both
+    ends (the low end was a subnormal, 1e-38, which flush-to-zero reads as 0: inf / NaN under JAX)."""
+    y, p = (a.astype(dtype) for a in _ENDS)
+    got = _np(fkk.BinaryCrossEntropy(from_logits=False, reduction=None, dtype=dtype)(y, p))
+    info = np.finfo(dtype)
+    high = -np.log(info.tiny.astype(np.float64))  # y = 1 at p = 0: −log(tiny)
+    assert np.isfinite(got).all()
+    assert got[1] == pytest.approx(high, rel=2e-3)
+    assert got[0] == pytest.approx(-np.log(np.float64(info.epsneg)), rel=2e-3)  # y = 0 at p = 1: −log(1 − p)
+    cce = _np(fkk.CategoricalCrossEntropy(from_logits=False, reduction=None, dtype=dtype)(
+        np.eye(2, dtype=dtype), np.array([[0.0, 1.0], [1.0, 0.0]], dtype)))
+    assert cce == pytest.approx([high, high], rel=2e-3)
 
 
 # ------------------------------------------------------------------- GHM-C with sample weights (issue 23)
@@ -321,3 +357,23 @@ def test_ghmc_sample_weight_of_another_shape_is_refused():
     x, y = _binary(n=6, c=3)
     with pytest.raises(ValueError, match=r"GHMCLoss: sample_weight must have one value per sample"):
         fkk.GHMCLoss()(y, x, sample_weight=np.ones((6, 3), dtype="float32"))
+
+
+@pytest.mark.parametrize("pair", SIGMOID + SOFTMAX, ids=lambda p: type(p[0]).__name__)
+def test_float64_losses_are_float64_exact(pair):
+    """``dtype="float64"`` on the torch backend: ``keras.ops.mean`` and ``keras.ops.maximum`` compute
+    float64 in float32 there, which left the sigmoid losses 2.7e-7 off (float32's rounding)."""
+    loss, core = pair
+    loss = type(loss).from_config({**loss.get_config(), "reduction": None, "dtype": "float64"})
+    if core is None or isinstance(loss, fkk.GHMCLoss):
+        core = lambda a, b: fk.ghmc_loss(a, b, bins=5, reduction="none")  # noqa: E731
+    if isinstance(loss, fkk._SigmoidBase):
+        x, y = (a.astype("float64") for a in _binary(n=64))
+        expected = core(torch.tensor(x), torch.tensor(y)).mean(-1)
+    else:
+        x, y = _multi(n=64)
+        x = x.astype("float64")
+        expected = core(torch.tensor(x), torch.tensor(y))
+    got = torch.as_tensor(_np(loss(y, x)))
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)

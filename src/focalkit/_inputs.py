@@ -159,14 +159,15 @@ def check_optional_int(fn: str, name: str, value: object) -> int | None:
 
 
 def as_class_vector(fn: str, name: str, value: object, *, high: float | None = None) -> Tensor | None:
-    """A per-class vector (list, tuple, array or tensor) as a 1-D floating tensor, range-checked."""
+    """A per-class vector (list, tuple, array or tensor) as a 1-D floating tensor, range-checked. Numbers
+    given as a list, tuple or array are kept in float64 (exact), cast to the compute dtype where used."""
     if value is None:
         return None
     if isinstance(value, Tensor):
         vec = value
     elif isinstance(value, Sequence) or hasattr(value, "__array__"):
         try:
-            vec = torch.as_tensor(value, dtype=torch.get_default_dtype())
+            vec = torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{fn}: {name} must be a sequence of numbers; got {value!r}.") from err
     else:

@@ -10,8 +10,10 @@ in a linear layer. A model whose last layer is a sigmoid or softmax must pass ``
 (otherwise its probabilities are read as logits, silently a different loss).
 ``from_logits=False`` (probabilities in) is handled without Keras's clip-then-log: probabilities
 are turned into logits, ``log p − log1p(−p)`` (sigmoid) or ``log p`` (softmax), with ``p`` kept
-inside the open unit interval only by the float type's own limits, and the loss is then computed
-from logits like everything else.
+inside the open unit interval by one rule at both ends, the float type's own limits: clipped to its
+normal numbers nearest 0 and 1 (float32: ``1.18e-38`` and ``1 − 2⁻²⁴``, so the logits stay in
+``[−87.3, 16.6]`` and the loss finite, also where the backend flushes subnormals to zero), and the loss
+is then computed from logits like everything else.
 
 **Shapes follow Keras.** ``y_true`` and ``y_pred`` whose ranks differ by a trailing axis of size 1 are
 aligned as Keras's losses align them (``(n,)`` labels with ``(n, 1)`` predictions, as ``model.fit(X, y)``
@@ -64,7 +66,9 @@ class KerasOps:
 
     @staticmethod
     def maximum(x: Any, floor: float) -> Any:
-        return K.maximum(x, floor)
+        # not K.maximum: on the torch backend it returns float32 for float64 tensors (NaN still propagates)
+        f = K.convert_to_tensor(floor, dtype=keras.backend.standardize_dtype(x.dtype))
+        return K.where(x < f, f, x)
 
     @staticmethod
     def fma(a: Any, b: Any, c: Any) -> Any:
@@ -118,13 +122,30 @@ def _tiny(dtype: str) -> float:
     return 1e-300 if dtype == "float64" else 1e-30
 
 
+def _unit_limits(dtype: str) -> tuple[float, float]:
+    """The normal numbers of ``dtype`` nearest 0 and 1 inside ``(0, 1)``: the smallest normal (not a
+    subnormal, which flush-to-zero backends such as XLA on CPU read as 0) and ``1 − ε⁻``."""
+    import torch
+
+    info = torch.finfo(getattr(torch, dtype))
+    return float(info.tiny), 1.0 - float(info.eps) / 2.0
+
+
 def _probabilities_to_logits(p: Any) -> Any:
-    """``log p − log1p(−p)``, with ``p`` kept off 0 and 1 only by the dtype's smallest steps."""
-    dtype = keras.backend.standardize_dtype(p.dtype)
-    eps = 1e-16 if dtype == "float64" else 6e-8
-    low = 1e-300 if dtype == "float64" else 1e-38
-    p = K.clip(p, low, 1.0 - eps)
+    """``log p − log1p(−p)``, with ``p`` kept inside ``(0, 1)`` by one rule at both ends: clipped to the
+    dtype's normal numbers nearest 0 and 1 (:func:`_unit_limits`), so both ends give a finite logit
+    (float32: −87.3 and +16.6) and a finite loss, on every backend."""
+    p = _clip_unit(p, high=True)
     return K.log(p) - K.log1p(-p)
+
+
+def _clip_unit(p: Any, *, high: bool) -> Any:
+    """``p`` clipped to ``[tiny, 1 − ε⁻]`` (``[tiny, 1]`` without ``high``), the bounds in ``p``'s own dtype:
+    ``keras.ops.clip`` makes Python bounds float32 (on the torch backend), where float64's limits round to
+    0 and 1, and ``keras.ops.maximum`` of two float64 tensors is float32 there."""
+    dtype = keras.backend.standardize_dtype(p.dtype)
+    low, top = _unit_limits(dtype)
+    return K.clip(p, K.convert_to_tensor(low, dtype=dtype), K.convert_to_tensor(top if high else 1.0, dtype=dtype))
 
 
 def _shape(t: Any) -> tuple[Any, ...]:
@@ -210,7 +231,8 @@ class _SigmoidBase(_Base):
         if eps:
             y = y * (1.0 - eps) + 0.5 * eps
         loss = self._elementwise(x, y)
-        return K.mean(loss, axis=-1)
+        # a sum times 1/C, not K.mean: on the torch backend that averages float64 in float32
+        return K.sum(loss, axis=-1) * (1.0 / loss.shape[-1])
 
     def _elementwise(self, x: Any, y: Any) -> Any:
         params = {k: v for k, v in self._options.items() if k not in {"label_smoothing"}}
@@ -324,7 +346,7 @@ class GHMCLoss(_SigmoidBase):
         counted = K.stop_gradient(self._counted(x))
         counts = K.sum(K.cast(K.equal(K.expand_dims(index, -1), K.arange(bins)), x.dtype) * K.expand_dims(counted, -1),
                        axis=tuple(range(len(x.shape))))
-        divisor = K.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
+        divisor = KerasOps.maximum(K.sum(K.cast(counts > 0, x.dtype)), 1.0)
         beta = K.stop_gradient(K.take(ghmc_beta(KerasOps, counts, K.sum(counted), divisor), index))
         return sigmoid_terms(KerasOps, "ghmc", x, y, order=0, beta=beta)[0]
 
@@ -378,8 +400,7 @@ class _SoftmaxBase(_Base):
         x = K.convert_to_tensor(y_pred)
         y_true = self._targets(y_true, x)
         if not self.from_logits:
-            dtype = keras.backend.standardize_dtype(x.dtype)
-            x = K.log(K.clip(x, 1e-300 if dtype == "float64" else 1e-38, 1.0))
+            x = K.log(_clip_unit(x, high=False))
         opts = dict(self._options)
         eps = opts.pop("label_smoothing", 0.0)
         alpha = opts.pop("alpha", None)
@@ -390,7 +411,7 @@ class _SoftmaxBase(_Base):
                 raise ValueError(f"{type(self).__name__}: alpha must have one value per class ({num_classes}). "
                                  f"Received: {len(alpha)} values")
             factor = K.convert_to_tensor(list(alpha) if isinstance(alpha, list | tuple) else [alpha] * num_classes,
-                                         dtype=x.dtype)
+                                         dtype=keras.backend.standardize_dtype(x.dtype))
         if self.sparse and not eps:
             index = K.expand_dims(K.cast(y_true, "int32"), -1)
             qt = 1.0 if factor is None else K.take(factor, index)
