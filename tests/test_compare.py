@@ -210,6 +210,9 @@ def test_run_checks_its_arguments_before_training():
         ({"val": ([0, 1], [[0.2, 0.7, 0.1], [0.2, 0.7, 0.1]]), "test": ([0, 1], [0.1, 0.9])},
          r"got \[2, 3\] \(num_classes=2: give num_classes=3"),
         ({"val": ([0, 1], [-2.0, 3.0]), "test": ([0, 1], [0.1, 0.9])}, "not the logits"),
+        # [n, 2] probabilities that do not sum to 1 (two sigmoids, say) passed silently (issue 22)
+        ({"val": ([0, 1], [[0.2, 0.7], [0.3, 0.9]]), "test": ([0, 1], [0.1, 0.9])},
+         r"each row of \[n, 2\] probabilities must sum to 1 \(softmax of two logits\); row 0 sums to 0\.9"),
         ({"val": ([0, 2], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "class ids in"),
         ({"val": ([1, 1], [0.2, 0.7]), "test": ([0, 1], [0.1, 0.9])}, "single class"),
     ],

@@ -201,3 +201,36 @@ class TestValueChecksSwitch:
                                      normalizer=torch.empty((), device="meta")).device.type == "meta"
         with pytest.raises(ValueError, match="same shape"):
             fk.sigmoid_focal_loss(x, torch.empty(4, device="meta"))
+
+
+# -------------------------------------------------------------- probability targets sum to 1 (issue 22)
+@pytest.mark.parametrize("fn", [fk.cross_entropy, fk.softmax_focal_loss, fk.softmax_hard_truncation_loss,
+                                fk.softmax_soft_truncation_loss])
+def test_probability_targets_that_do_not_sum_to_one_are_refused(fn):
+    """They passed silently (a multi-hot row in a softmax loss is a different loss), though the README
+    lists target ranges among the value checks."""
+    x = torch.randn(4, 3, 2)
+    q = torch.softmax(torch.randn(4, 3, 2), 1)
+    q[2, :, 1] = torch.tensor([1.0, 1.0, 0.0])  # multi-hot
+    with pytest.raises(ValueError, match=r"probability target must sum to 1 over the classes \(within 0\.001\), "
+                                         r"or to 0 .*; a position's target sums to 2\. Normalise"):
+        fn(x, q)
+    with fk.value_checks(False):
+        fn(x, q)  # unchecked: the caller's choice
+
+
+def test_probability_targets_sum_within_their_own_rounding_and_zero_rows_add_nothing():
+    x = torch.randn(64, 50)
+    q = torch.softmax(torch.randn(64, 50), 1)
+    for dtype in (torch.float16, torch.bfloat16):  # each value rounded: the sum is off by up to ε/2
+        fk.cross_entropy(x.to(dtype), q.to(dtype))
+    q[3] = 0.0  # a row of zeros, as MONAI's include_background=False leaves the background pixels
+    per = fk.cross_entropy(x, q, reduction="none")
+    assert per[3] == 0
+    with pytest.raises(ValueError, match=r"sums to 1\.01"):
+        fk.cross_entropy(x, q * 1.01)
+
+
+def test_messages_show_no_negative_zero():
+    with pytest.raises(ValueError, match=r"got values in \[-1, 0\]\."):
+        fk.sigmoid_focal_loss(torch.zeros(3), torch.tensor([-1.0, -0.0, -0.0]))

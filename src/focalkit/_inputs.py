@@ -182,7 +182,8 @@ def as_class_vector(fn: str, name: str, value: object, *, high: float | None = N
         lo, hi = _range_of(vec)
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or (high is not None and hi > high):
             interval = f"[0, {high:g}]" if high is not None else "[0, inf)"
-            raise ValueError(f"{fn}: {name} values must be finite and in {interval}; got values in [{lo:g}, {hi:g}].")
+            raise ValueError(f"{fn}: {name} values must be finite and in {interval}; got values in "
+                             f"[{_show_number(lo)}, {_show_number(hi)}].")
     return vec
 
 
@@ -310,6 +311,24 @@ def check_device(fn: str, name: str, t: Tensor, logits: Tensor) -> None:
         raise ValueError(f"{fn}: {name} must be on the logits' device ({logits.device}); got {t.device}.")
 
 
+def _probability_stats(t: Tensor) -> tuple[float, float, float, float]:
+    """min, max, and the sum over the classes (axis 1) farthest from both 1 and 0 with that distance:
+    one device sync."""
+    td = t.detach()
+    acc = torch.float64 if td.dtype == torch.float64 else torch.float32
+    sums = td.sum(1, dtype=acc).reshape(-1)
+    off = torch.minimum((sums - 1.0).abs(), sums.abs())  # a row of zeros is allowed: it adds nothing
+    worst = off.argmax()
+    lo, hi = torch.aminmax(td.reshape(-1))
+    lo, hi, total, dist = torch.stack([lo.to(acc), hi.to(acc), sums[worst], off[worst]]).tolist()
+    return lo, hi, total, dist
+
+
+def _show_number(v: float) -> str:
+    """``v`` for a message: ``:g``, never a negative zero."""
+    return f"{v + 0.0:g}"
+
+
 def _range_of(t: Tensor) -> tuple[float, float]:
     lo, hi = torch.aminmax(t.detach().reshape(-1))
     return float(lo), float(hi)
@@ -339,7 +358,8 @@ def check_nonnegative(fn: str, name: str, t: Tensor) -> None:
     if _checks_values(t) and t.dtype != torch.bool:
         lo, hi = _range_of(t)
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0:
-            raise ValueError(f"{fn}: {name} must be finite and >= 0; got values in [{lo:g}, {hi:g}].")
+            raise ValueError(f"{fn}: {name} must be finite and >= 0; got values in "
+                             f"[{_show_number(lo)}, {_show_number(hi)}].")
 
 
 def _raise_target_range(fn: str, y: Tensor, lo: float, hi: float, ignore_index: int | None) -> None:
@@ -352,7 +372,8 @@ def _raise_target_range(fn: str, y: Tensor, lo: float, hi: float, ignore_index: 
     if ignore_index is None and hi > 1 and float(hi).is_integer():
         hint = (f" If {hi:g} marks elements to leave out (e.g. the 'void' pixels of a mask), pass "
                 f"ignore_index={hi:g}.")
-    raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in [{lo:g}, {hi:g}].{hint}")
+    raise ValueError(f"{fn}: target must be in [0, 1]{extra}; got values in "
+                     f"[{_show_number(lo)}, {_show_number(hi)}].{hint}")
 
 
 @dataclass
@@ -491,11 +512,19 @@ def softmax_inputs(
                 f"{fn}: probability target must have the logits' shape {tuple(x.shape)}; got {tuple(t.shape)}."
             )
         if _checks_values(t):
-            lo, hi = _range_of(t)
+            lo, hi, total, off = _probability_stats(t)
             if not (lo >= 0.0 and hi <= 1.0):
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"{fn}: probability target must be finite; got NaN or Inf values.")
-                raise ValueError(f"{fn}: probability target must be in [0, 1]; got values in [{lo:g}, {hi:g}].")
+                raise ValueError(f"{fn}: probability target must be in [0, 1]; got values in "
+                                 f"[{_show_number(lo)}, {_show_number(hi)}].")
+            tol = max(1e-3, torch.finfo(t.dtype).eps)  # a float16 / bfloat16 target's own rounding
+            if off > tol:
+                raise ValueError(
+                    f"{fn}: probability target must sum to 1 over the classes (within {tol:g}), or to 0 for a "
+                    f"position that adds nothing; a position's target sums to {total:.6g}. Normalise it "
+                    "(target / target.sum(class_dim, keepdim=True)), or pass class ids as an integer tensor."
+                )
     else:
         if t.dtype == torch.bool or t.dtype.is_complex:
             raise TypeError(f"{fn}: target must hold integer class ids or float probabilities; got {t.dtype}.")

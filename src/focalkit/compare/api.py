@@ -76,8 +76,12 @@ def _check_split(out: Any, key: str, num_classes: int, where: str) -> tuple[np.n
     if not np.isfinite(p).all() or (p < -1e-9).any() or (p > 1 + 1e-9).any():
         raise ValueError(f"fit({where})[{key!r}]: probabilities must be finite and in [0, 1] (give σ or softmax "
                          "of the logits, not the logits).")
-    if num_classes > 2 and not np.allclose(p.sum(1), 1.0, atol=1e-4):
-        raise ValueError(f"fit({where})[{key!r}]: each row of probabilities must sum to 1 (softmax).")
+    bad = np.flatnonzero(np.abs(p.sum(1) - 1.0) > 1e-4) if not one_column else []
+    if len(bad):  # [n, 2] too: two columns that are not one softmax (two sigmoids, logits) are not probabilities
+        hint = " (or give p[:, 1] alone)" if num_classes == 2 else ""
+        raise ValueError(f"fit({where})[{key!r}]: each row of [n, {num_classes}] probabilities must sum to 1 (softmax "
+                         f"of {'two' if num_classes == 2 else num_classes} logits); row {bad[0]} sums to "
+                         f"{p[bad[0]].sum():.6g}{hint}.")
     if not np.all(np.isin(y, np.arange(num_classes))):
         raise ValueError(f"fit({where})[{key!r}]: labels must be class ids in [0, {num_classes}); got values "
                          f"{np.unique(y)[:8].tolist()}.")
