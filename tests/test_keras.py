@@ -256,6 +256,12 @@ out["ends_cce"] = np.asarray(fkk.CategoricalCrossEntropy(from_logits=False, redu
     np.eye(2, dtype="float32"), np.array([[0.0, 1.0], [1.0, 0.0]], "float32"))).tolist()
 w = np.where(np.arange(16) % 5 == 0, 0.0, 1.5).astype("float32")
 out["ghmc_w"] = np.asarray(fkk.GHMCLoss(bins=5, reduction=None)(y, x, sample_weight=w)).tolist()
+import jax
+bad_t = np.array([0, -1, 3, 1] * 4)  # traced under jit: no check can raise, the bad samples' loss is NaN
+out["jit_sparse"] = np.asarray(jax.jit(lambda a, b: fkk.SparseCategoricalCrossEntropy(reduction=None)(a, b))(
+    bad_t, xm)).tolist()
+bad_y = y.copy(); bad_y[2, 1] = 3.0
+out["jit_binary"] = np.asarray(jax.jit(lambda a, b: fkk.SigmoidFocalLoss(reduction=None)(a, b))(bad_y, x)).tolist()
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
 model.compile(optimizer=keras.optimizers.Adam(0.05), loss=fkk.SigmoidFocalLoss())
@@ -294,6 +300,15 @@ def test_jax_backend_gives_the_same_numbers(agree):
     assert np.isfinite(out["ends"]).all()
     agree("keras(jax): from_logits=False at p in {0, 1}", out["ends"], np.stack(ends), rtol=1e-5, atol=1e-6)
     assert np.isfinite(out["ends_cce"]).all()
+    sparse = np.asarray(out["jit_sparse"])  # labels -1 and 3 (of 4 classes: 3 is valid) under jax.jit
+    assert np.isnan(sparse[1::4]).all()
+    assert np.isfinite(np.delete(sparse, np.s_[1::4])).all()
+    agree("keras(jax): jit, valid samples beside bad labels", np.delete(sparse, np.s_[1::4]),
+          np.delete(fk.cross_entropy(xmt, torch.tensor([0, -1, 3, 1] * 4), ignore_index=-1, reduction="none").numpy(),
+                    np.s_[1::4]), rtol=1e-5, atol=1e-6)
+    binary = np.asarray(out["jit_binary"])
+    assert np.isnan(binary[2])
+    assert np.isfinite(np.delete(binary, 2)).all()
     w = np.where(np.arange(16) % 5 == 0, 0.0, 1.5).astype("float32")
     agree("keras(jax): GHM-C weighted vs PyTorch core", out["ghmc_w"],
           fk.ghmc_loss(xt, yt, bins=5, sample_weight=torch.tensor(w)[:, None], reduction="none").mean(-1),
@@ -377,3 +392,83 @@ def test_float64_losses_are_float64_exact(pair):
     got = torch.as_tensor(_np(loss(y, x)))
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------- label values (issue 22)
+_X = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+
+
+@pytest.mark.parametrize(("loss", "labels", "message"), [
+    (fkk.SparseCategoricalCrossEntropy(), np.array([0, -1, 2, 1]),
+     r"SparseCategoricalCrossEntropy: sparse y_true must be class ids in \[0, 3\); got values in \[-1, 2\]"),
+    (fkk.SoftmaxFocalLoss(sparse=True), np.array([0, 3, 2, 1]), r"class ids in \[0, 3\); got values in \[0, 3\]"),
+    (fkk.SoftmaxFocalLoss(sparse=True), np.array([0.0, 1.5, 2.0, 1.0]), r"class ids in \[0, 3\)"),
+    (fkk.SigmoidFocalLoss(), np.array([[0, 3, 1]] * 4, "float32"),
+     r"SigmoidFocalLoss: y_true must be in \[0, 1\] \(0/1 or soft labels\); got values in \[0, 3\]"),
+    (fkk.BinaryCrossEntropy(), np.array([[0, -1, 1]] * 4, "float32"), r"got values in \[-1, 1\]"),
+    (fkk.GHMCLoss(), np.array([[0, np.nan, 1]] * 4, "float32"), r"got values in \[0, 1\] and NaN or Inf"),
+    (fkk.CategoricalCrossEntropy(), np.array([[1, 1, 0]] * 4, "float32"),
+     r"must sum to 1 over the last axis \(within 0\.001\), or to 0 .*sums to 2"),
+    (fkk.SoftmaxSoftTruncationLoss(), np.array([[1.5, -0.5, 0]] * 4, "float32"), r"must be in \[0, 1\]"),
+], ids=lambda v: type(v).__name__ if isinstance(v, keras.losses.Loss) else None)
+def test_bad_label_values_raise_where_they_can_be_read(loss, labels, message):
+    """They gave finite, even negative losses without a word (Keras itself raises on the torch backend
+    for out-of-range sparse ids)."""
+    with pytest.raises(ValueError, match=message):
+        loss(labels, _X)
+
+
+def test_bad_labels_of_left_out_samples_are_allowed_and_add_nothing():
+    t = np.array([0, -1, 2, 1])
+    w = np.array([1.0, 0.0, 1.0, 1.0])
+    got = _np(fkk.SparseCategoricalCrossEntropy(reduction=None)(t, _X, sample_weight=w))
+    expected = fk.cross_entropy(torch.tensor(_X), torch.tensor(t), ignore_index=-1, reduction="none")
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-6, atol=1e-7)
+    from keras.src.backend import set_keras_mask
+
+    pred = keras.ops.convert_to_tensor(_X)
+    set_keras_mask(pred, keras.ops.convert_to_tensor(w > 0))  # a masked position, as a Masking layer leaves it
+    np.testing.assert_allclose(_np(fkk.SparseCategoricalCrossEntropy(reduction=None)(t, pred)), expected.numpy(),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_without_value_checks_bad_labels_give_nan_and_leave_the_rest():
+    """The jit-safe form (what a traced function gets): NaN for the bad samples, visible in the logged
+    loss; the other samples' losses and gradients are unchanged."""
+    t = np.array([0, 3, 2, 1])
+    x = torch.tensor(_X, requires_grad=True)
+    with fk.value_checks(False):
+        got = fkk.SparseCategoricalCrossEntropy(reduction=None)(t, x)
+        binary = fkk.SigmoidFocalLoss(reduction=None)(np.array([[0, 3, 1], [0, 0, 1], [1, 1, 1], [0, 0, 0]],
+                                                               "float32"), _X)
+    assert torch.isnan(got[1])
+    assert torch.isfinite(got[[0, 2, 3]]).all()
+    torch.testing.assert_close(got[[0, 2, 3]], fk.cross_entropy(x, torch.tensor(t), ignore_index=3,
+                                                                reduction="none")[[0, 2, 3]])
+    got[[0, 2, 3]].sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert np.isnan(_np(binary)[0])
+    assert np.isfinite(_np(binary)[1:]).all()
+
+
+# ------------------------------------------------ from_logits on a sigmoid / softmax output (issue 22)
+@pytest.mark.parametrize(("activation", "loss", "labels"), [
+    ("sigmoid", fkk.SigmoidFocalLoss, (np.arange(8) % 3 == 0).astype("float32")[:, None]),
+    ("softmax", fkk.SparseCategoricalCrossEntropy, np.arange(8) % 3),
+])
+def test_from_logits_on_an_activation_output_warns_and_uses_its_logits(activation, loss, labels):
+    """A model ending in a sigmoid with the default ``from_logits=True`` read probabilities as logits:
+    a different loss without a word (0.2736 against 0.3377 in a user's run)."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(1).normal(size=(8, 4)).astype("float32") * 20  # saturating outputs too
+    units = 1 if activation == "sigmoid" else 3
+    dense = keras.layers.Dense(units)
+    logits = dense(x)
+    probabilities = keras.layers.Activation(activation)(logits)
+    assert hasattr(probabilities, "_keras_logits")
+    right = _np(loss()(labels, logits))
+    with pytest.warns(UserWarning, match=r"from_logits=True, but y_pred was produced by a sigmoid or softmax"):
+        got = loss()(labels, probabilities)
+    np.testing.assert_allclose(_np(got), right, rtol=1e-6)
+    # from_logits=False takes the activation's logits too: exact where the probabilities saturate at 1
+    np.testing.assert_allclose(_np(loss(from_logits=False)(labels, probabilities)), right, rtol=1e-6)

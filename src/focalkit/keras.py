@@ -15,6 +15,18 @@ normal numbers nearest 0 and 1 (float32: ``1.18e-38`` and ``1 − 2⁻²⁴``, s
 ``[−87.3, 16.6]`` and the loss finite, also where the backend flushes subnormals to zero), and the loss
 is then computed from logits like everything else.
 
+A ``y_pred`` made by a Keras ``sigmoid`` / ``softmax`` activation carries its logits (``_keras_logits``):
+the loss is formed from those, exactly, and with ``from_logits=True`` a ``UserWarning`` says that
+``y_pred`` held probabilities (as Keras's own losses do on TensorFlow).
+
+**Label values are checked** where they can be read (eager calls; focalkit's value checks on, see
+:func:`focalkit.value_checks`): binary targets in ``[0, 1]``, sparse class ids in ``[0, C)``,
+one-hot / probability targets in ``[0, 1]`` summing to 1 (or 0) over the last axis; a bad one is a
+``ValueError``. Samples with ``sample_weight`` 0 or masked out are not checked and add nothing. Where
+values cannot be read (``jax.jit``, ``tf.function``, ``torch.compile``) or the checks are off, a
+sample with a bad label gets a NaN loss instead (visible in the logged loss; the other samples' losses
+and gradients are unchanged).
+
 **Shapes follow Keras.** ``y_true`` and ``y_pred`` whose ranks differ by a trailing axis of size 1 are
 aligned as Keras's losses align them (``(n,)`` labels with ``(n, 1)`` predictions, as ``model.fit(X, y)``
 passes them); other mismatches raise ``ValueError``, as Keras does. Sparse losses take class ids shaped
@@ -29,9 +41,11 @@ Requires the ``[keras]`` extra (``keras>=3``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops as K
 
 from ._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
@@ -179,6 +193,50 @@ def _shape_error(name: str, expected: str, y_true: Any, y_pred: Any) -> ValueErr
     return ValueError(f"{name}: {expected}. Received: y_true.shape={_shape(y_true)}, y_pred.shape={_shape(y_pred)}")
 
 
+def _readable(t: Any) -> Any:
+    """``t``'s values as a NumPy array when they can be read now, with focalkit's value checks on;
+    ``None`` when traced (``jax.jit``, ``tf.function``, ``torch.compile``) or when the checks are off."""
+    import focalkit._inputs as I
+
+    if not I.value_checks_enabled():  # also False under torch.compile
+        return None
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        if isinstance(t, jax.core.Tracer):
+            return None
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            return None
+    elif backend == "torch":
+        import torch
+
+        if isinstance(t, torch.Tensor):  # directly: Keras's np.array(tensor) warns under NumPy 2
+            if t.device.type == "meta":
+                return None
+            t = t.detach().cpu()
+            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    try:
+        return K.convert_to_numpy(t)
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):  # a symbolic tensor
+        return None
+
+
+def _range_text(v: Any) -> str:
+    finite = v[np.isfinite(v)]
+    text = f"[{finite.min() + 0.0:g}, {finite.max() + 0.0:g}]" if finite.size else "no finite values"
+    return text + (" and NaN or Inf" if finite.size < v.size else "")
+
+
+def _poison(loss: Any, valid: Any) -> Any:
+    """``loss`` with NaN where ``valid`` is False: the jit-safe form of a label check (a traced function
+    cannot raise on values), visible in the logged loss; the gradient of the valid samples is unchanged."""
+    return K.where(valid, loss, K.convert_to_tensor(float("nan"), dtype=keras.backend.standardize_dtype(loss.dtype)))
+
+
 class _Base(keras.losses.Loss):
     """Keras conventions shared by every focalkit loss; subclasses define ``_elementwise`` (sigmoid) or a
     ``family`` (softmax), and their ``__init__`` lists every option by name (unknown ones are a
@@ -192,6 +250,71 @@ class _Base(keras.losses.Loss):
         self.from_logits = from_logits
         self._options = options
         self._check()
+        self._counted_weight: Any = None
+        self._marked_logits: Any = None
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        # Keras applies the weights (and masks) after call(); the label checks and GHM-C's histogram need to
+        # know before which samples have weight 0
+        weight, mask = sample_weight, _keras_mask(y_pred)
+        if mask is not None:
+            mask = K.cast(mask, "float32")
+            weight = mask if weight is None else K.cast(K.convert_to_tensor(weight), "float32") * mask
+        self._counted_weight = weight
+        self._marked_logits = getattr(y_pred, "_keras_logits", None)
+        if self._marked_logits is not None and self.from_logits:
+            warnings.warn(
+                f"{type(self).__name__}: from_logits=True, but y_pred was produced by a sigmoid or softmax "
+                "activation and so holds probabilities, not logits; the loss uses that activation's input (its "
+                "logits) instead, as Keras's own losses do. Pass from_logits=False, or drop the activation.",
+                UserWarning, stacklevel=2)
+        try:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        finally:
+            self._counted_weight = self._marked_logits = None
+
+    def _logits(self, y_pred: Any) -> Any:
+        """The logits the loss is formed from: those a Keras sigmoid / softmax activation left on ``y_pred``
+        (``_keras_logits``), exact, whatever ``from_logits`` says; else ``y_pred``, turned into logits when
+        it holds probabilities."""
+        marked = getattr(self, "_marked_logits", None)
+        x = K.convert_to_tensor(y_pred)
+        if marked is not None and _same(_shape(marked), _shape(x)):
+            return K.cast(K.convert_to_tensor(marked), keras.backend.standardize_dtype(x.dtype)), True
+        return x, False
+
+    def _kept(self, rank: int) -> Any:
+        """Boolean, per sample (``rank`` axes, the shape of ``call()``'s output): weight ≠ 0 and not masked;
+        ``None`` without weights or masks."""
+        w = self._counted_weight
+        if w is None:
+            return None
+        w = K.convert_to_tensor(w)
+        while len(w.shape) > rank and w.shape[-1] == 1:
+            w = K.squeeze(w, -1)
+        if len(w.shape) != rank:
+            raise ValueError(f"{type(self).__name__}: sample_weight must have one value per sample, shaped like "
+                             f"the per-sample loss (rank {rank}); got shape {tuple(w.shape)}.")
+        return K.not_equal(w, 0)
+
+    def _only_kept(self, values: Any, rank: int, elementwise: bool = False) -> Any:
+        """The NumPy ``values`` of the samples that count (weight ≠ 0), for a label check; all of them
+        when the weights cannot be read."""
+        kept = self._kept(rank)
+        k = None if kept is None else _readable(kept)
+        if k is None:
+            return values
+        if elementwise:
+            k = np.broadcast_to(k[..., None], values.shape)
+        elif values.ndim > k.ndim:  # probabilities: one row per sample
+            return values[np.broadcast_to(k, values.shape[:-1])]
+        return values[np.broadcast_to(k, values.shape)]
+
+    def _valid_or_left_out(self, valid: Any, rank: int, elementwise: bool = False) -> Any:
+        kept = self._kept(rank)
+        if kept is None:
+            return valid
+        return K.logical_or(valid, K.logical_not(K.expand_dims(kept, -1) if elementwise else kept))
 
     def _check(self) -> None:
         """Reuse the PyTorch face's option checks, so both faces accept and reject the same values."""
@@ -220,17 +343,26 @@ class _SigmoidBase(_Base):
     family = "bce"
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        x = K.convert_to_tensor(y_pred)
+        x, marked = self._logits(y_pred)
         y = K.cast(K.convert_to_tensor(y_true), x.dtype)
         y, x = align_ranks(y, x)
         if not _same(_shape(y), _shape(x)):
             raise _shape_error(type(self).__name__, "y_true and y_pred must have the same shape", y, x)
-        if not self.from_logits:
+        values = _readable(y)
+        if values is not None:
+            values = self._only_kept(values, len(y.shape) - 1, elementwise=True)
+        if values is not None and values.size and not (np.all(values >= 0) and np.all(values <= 1)):
+            raise ValueError(f"{type(self).__name__}: y_true must be in [0, 1] (0/1 or soft labels); got values in "
+                             f"{_range_text(values)}. Map the classes to 0 and 1; for several classes use a softmax "
+                             "loss.")
+        valid = self._valid_or_left_out(K.logical_and(K.greater_equal(y, 0.0), K.less_equal(y, 1.0)),  # NaN: False
+                                        len(y.shape) - 1, elementwise=True)
+        if not self.from_logits and not marked:
             x = _probabilities_to_logits(x)
         eps = self._options.get("label_smoothing", 0.0)
         if eps:
             y = y * (1.0 - eps) + 0.5 * eps
-        loss = self._elementwise(x, y)
+        loss = _poison(self._elementwise(x, y), valid)
         # a sum times 1/C, not K.mean: on the torch backend that averages float64 in float32
         return K.sum(loss, axis=-1) * (1.0 / loss.shape[-1])
 
@@ -312,33 +444,13 @@ class GHMCLoss(_SigmoidBase):
     def __init__(self, bins: int = 10, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
                  name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, bins=bins)
-        self._counted_weight: Any = None
-
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        # Keras applies the weights (and masks) after call(); the histogram needs them before
-        weight, mask = sample_weight, _keras_mask(y_pred)
-        if mask is not None:
-            mask = K.cast(mask, "float32")
-            weight = mask if weight is None else K.cast(K.convert_to_tensor(weight), "float32") * mask
-        self._counted_weight = weight
-        try:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        finally:
-            self._counted_weight = None
 
     def _counted(self, x: Any) -> Any:
         """1 for an element in the histogram, 0 for one whose sample has weight 0, shaped like ``x``."""
-        w = self._counted_weight
-        if w is None:
+        kept = self._kept(len(x.shape) - 1)
+        if kept is None:
             return K.ones_like(x)
-        w = K.cast(K.convert_to_tensor(w), x.dtype)
-        per_sample = len(x.shape) - 1  # the rank of call()'s output, which Keras aligns the weights to
-        while len(w.shape) > per_sample and w.shape[-1] == 1:
-            w = K.squeeze(w, -1)
-        if len(w.shape) != per_sample:
-            raise ValueError(f"GHMCLoss: sample_weight must have one value per sample, shaped "
-                             f"{tuple(x.shape[:-1])}; got shape {tuple(w.shape)}.")
-        return K.broadcast_to(K.cast(K.not_equal(K.expand_dims(w, -1), 0.0), x.dtype), K.shape(x))
+        return K.broadcast_to(K.cast(K.expand_dims(kept, -1), x.dtype), K.shape(x))
 
     def _elementwise(self, x: Any, y: Any) -> Any:
         bins = self._options["bins"]
@@ -389,17 +501,52 @@ class _SoftmaxBase(_Base):
             if not _same(_shape(y), _shape(x)[:-1]):
                 raise _shape_error(name, "sparse y_true and y_pred must have the same shape up to y_pred's last "
                                          "(class) axis, which y_true lacks or has at size 1", y, x)
-            return y
+            num_classes = x.shape[-1]
+            values = _readable(y)
+            if values is not None:
+                values = self._only_kept(values, len(y.shape))
+            if values is not None and values.size and not (
+                    np.all(values >= 0) and np.all(values < num_classes) and np.all(values == np.floor(values))):
+                raise ValueError(f"{name}: sparse y_true must be class ids in [0, {num_classes}); got values in "
+                                 f"{_range_text(np.asarray(values, dtype=np.float64))}. To leave a sample out give it "
+                                 "sample_weight=0 (or mask it).")
+            valid = K.logical_and(K.greater_equal(y, 0), K.less(y, num_classes))
+            if "float" in keras.backend.standardize_dtype(y.dtype):
+                valid = K.logical_and(valid, K.equal(y, K.floor(y)))
+            return (K.clip(K.cast(K.where(valid, y, 0), "int32"), 0, num_classes - 1),
+                    self._valid_or_left_out(valid, len(y.shape)))
         y, x2 = align_ranks(y, x)
         if not _same(_shape(y), _shape(x2)):
             raise _shape_error(name, "y_true (one-hot or probabilities) and y_pred must have the same shape; for "
                                      "integer class ids use the sparse form", y, x2)
-        return y
+        y = K.cast(y, keras.backend.standardize_dtype(x.dtype))
+        tol = 1e-3 if keras.backend.standardize_dtype(y.dtype) in ("float32", "float64") else 1e-2
+        values = _readable(y)
+        if values is not None:
+            values = self._only_kept(values, len(y.shape) - 1)
+        if values is not None and values.size:
+            sums = values.astype(np.float64).sum(-1)
+            if not (np.all(values >= 0) and np.all(values <= 1)):
+                raise ValueError(f"{name}: y_true (one-hot or probabilities) must be in [0, 1]; got values in "
+                                 f"{_range_text(values)}. For integer class ids use the sparse form.")
+            off = np.minimum(np.abs(sums - 1.0), np.abs(sums))
+            if off.max() > tol:
+                raise ValueError(f"{name}: y_true (one-hot or probabilities) must sum to 1 over the last axis "
+                                 f"(within {tol:g}), or to 0 for a sample that adds nothing; a sample's sums to "
+                                 f"{sums.reshape(-1)[off.argmax()]:.6g}. Normalise it, or use the sparse form "
+                                 "for class ids.")
+        in_range = K.all(K.logical_and(K.greater_equal(y, 0.0), K.less_equal(y, 1.0)), axis=-1)
+        total = K.sum(y, axis=-1)
+        sums_ok = K.logical_or(K.less_equal(K.abs(total - 1.0), tol), K.less_equal(K.abs(total), tol))
+        return y, self._valid_or_left_out(K.logical_and(in_range, sums_ok), len(y.shape) - 1)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        x = K.convert_to_tensor(y_pred)
-        y_true = self._targets(y_true, x)
-        if not self.from_logits:
+        x, marked = self._logits(y_pred)
+        y_true, valid = self._targets(y_true, x)
+        return _poison(self._loss(y_true, x, marked), valid)
+
+    def _loss(self, y_true: Any, x: Any, marked: bool) -> Any:
+        if not self.from_logits and not marked:
             x = K.log(_clip_unit(x, high=False))
         opts = dict(self._options)
         eps = opts.pop("label_smoothing", 0.0)
