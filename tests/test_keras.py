@@ -370,7 +370,8 @@ def test_ghmc_keras_mask_leaves_the_histogram():
 
 def test_ghmc_sample_weight_of_another_shape_is_refused():
     x, y = _binary(n=6, c=3)
-    with pytest.raises(ValueError, match=r"GHMCLoss: sample_weight must have one value per sample"):
+    with pytest.raises(ValueError, match=r"GHMCLoss: sample_weight must broadcast to the per-sample loss, "
+                                         r"shaped \(6,\); got shape \(6, 3\)"):
         fkk.GHMCLoss()(y, x, sample_weight=np.ones((6, 3), dtype="float32"))
 
 

@@ -283,35 +283,40 @@ class _Base(keras.losses.Loss):
             return K.cast(K.convert_to_tensor(marked), keras.backend.standardize_dtype(x.dtype)), True
         return x, False
 
-    def _kept(self, rank: int) -> Any:
-        """Boolean, per sample (``rank`` axes, the shape of ``call()``'s output): weight ≠ 0 and not masked;
-        ``None`` without weights or masks."""
+    def _kept(self, per_sample: Any) -> Any:
+        """Boolean, shaped like ``per_sample`` (the shape of ``call()``'s output): weight ≠ 0 and not masked;
+        ``None`` without weights or masks. Weights broadcast as Keras broadcasts them (a scalar, ``(n,)``,
+        ``(n, 1)``)."""
         w = self._counted_weight
         if w is None:
             return None
-        w = K.convert_to_tensor(w)
+        w = K.cast(K.convert_to_tensor(w), "float32")
+        rank = len(per_sample.shape)
         while len(w.shape) > rank and w.shape[-1] == 1:
             w = K.squeeze(w, -1)
-        if len(w.shape) != rank:
-            raise ValueError(f"{type(self).__name__}: sample_weight must have one value per sample, shaped like "
-                             f"the per-sample loss (rank {rank}); got shape {tuple(w.shape)}.")
-        return K.not_equal(w, 0)
+        kept = K.not_equal(w, 0.0)
+        if rank == 0:  # rank-1 y_true and y_pred: the batch is one sample, which counts if any weight does
+            return K.any(kept)
+        trailing = tuple(per_sample.shape)[rank - len(w.shape):] if len(w.shape) <= rank else None
+        if trailing is None or not all(a is None or b is None or a in (1, b)
+                                       for a, b in zip(w.shape, trailing, strict=True)):
+            raise ValueError(f"{type(self).__name__}: sample_weight must broadcast to the per-sample loss, shaped "
+                             f"{tuple(per_sample.shape)}; got shape {tuple(w.shape)}.")
+        return K.logical_and(kept, K.ones_like(per_sample, dtype="bool"))
 
-    def _only_kept(self, values: Any, rank: int, elementwise: bool = False) -> Any:
+    def _only_kept(self, values: Any, per_sample: Any, elementwise: bool = False) -> Any:
         """The NumPy ``values`` of the samples that count (weight ≠ 0), for a label check; all of them
         when the weights cannot be read."""
-        kept = self._kept(rank)
+        kept = self._kept(per_sample)
         k = None if kept is None else _readable(kept)
         if k is None:
             return values
-        if elementwise:
-            k = np.broadcast_to(k[..., None], values.shape)
-        elif values.ndim > k.ndim:  # probabilities: one row per sample
-            return values[np.broadcast_to(k, values.shape[:-1])]
-        return values[np.broadcast_to(k, values.shape)]
+        if elementwise:  # the elements of a sample's last axis
+            return values[np.broadcast_to(k[..., None], values.shape)]
+        return values[k]  # class ids, or the rows of probabilities
 
-    def _valid_or_left_out(self, valid: Any, rank: int, elementwise: bool = False) -> Any:
-        kept = self._kept(rank)
+    def _valid_or_left_out(self, valid: Any, per_sample: Any, elementwise: bool = False) -> Any:
+        kept = self._kept(per_sample)
         if kept is None:
             return valid
         return K.logical_or(valid, K.logical_not(K.expand_dims(kept, -1) if elementwise else kept))
@@ -350,13 +355,13 @@ class _SigmoidBase(_Base):
             raise _shape_error(type(self).__name__, "y_true and y_pred must have the same shape", y, x)
         values = _readable(y)
         if values is not None:
-            values = self._only_kept(values, len(y.shape) - 1, elementwise=True)
+            values = self._only_kept(values, y[..., 0], elementwise=True)
         if values is not None and values.size and not (np.all(values >= 0) and np.all(values <= 1)):
             raise ValueError(f"{type(self).__name__}: y_true must be in [0, 1] (0/1 or soft labels); got values in "
                              f"{_range_text(values)}. Map the classes to 0 and 1; for several classes use a softmax "
                              "loss.")
         valid = self._valid_or_left_out(K.logical_and(K.greater_equal(y, 0.0), K.less_equal(y, 1.0)),  # NaN: False
-                                        len(y.shape) - 1, elementwise=True)
+                                        y[..., 0], elementwise=True)
         if not self.from_logits and not marked:
             x = _probabilities_to_logits(x)
         eps = self._options.get("label_smoothing", 0.0)
@@ -447,7 +452,7 @@ class GHMCLoss(_SigmoidBase):
 
     def _counted(self, x: Any) -> Any:
         """1 for an element in the histogram, 0 for one whose sample has weight 0, shaped like ``x``."""
-        kept = self._kept(len(x.shape) - 1)
+        kept = self._kept(x[..., 0])
         if kept is None:
             return K.ones_like(x)
         return K.broadcast_to(K.cast(K.expand_dims(kept, -1), x.dtype), K.shape(x))
@@ -504,7 +509,7 @@ class _SoftmaxBase(_Base):
             num_classes = x.shape[-1]
             values = _readable(y)
             if values is not None:
-                values = self._only_kept(values, len(y.shape))
+                values = self._only_kept(values, y)
             if values is not None and values.size and not (
                     np.all(values >= 0) and np.all(values < num_classes) and np.all(values == np.floor(values))):
                 raise ValueError(f"{name}: sparse y_true must be class ids in [0, {num_classes}); got values in "
@@ -514,7 +519,7 @@ class _SoftmaxBase(_Base):
             if "float" in keras.backend.standardize_dtype(y.dtype):
                 valid = K.logical_and(valid, K.equal(y, K.floor(y)))
             return (K.clip(K.cast(K.where(valid, y, 0), "int32"), 0, num_classes - 1),
-                    self._valid_or_left_out(valid, len(y.shape)))
+                    self._valid_or_left_out(valid, y))
         y, x2 = align_ranks(y, x)
         if not _same(_shape(y), _shape(x2)):
             raise _shape_error(name, "y_true (one-hot or probabilities) and y_pred must have the same shape; for "
@@ -523,7 +528,7 @@ class _SoftmaxBase(_Base):
         tol = 1e-3 if keras.backend.standardize_dtype(y.dtype) in ("float32", "float64") else 1e-2
         values = _readable(y)
         if values is not None:
-            values = self._only_kept(values, len(y.shape) - 1)
+            values = self._only_kept(values, y[..., 0])
         if values is not None and values.size:
             sums = values.astype(np.float64).sum(-1)
             if not (np.all(values >= 0) and np.all(values <= 1)):
@@ -538,7 +543,7 @@ class _SoftmaxBase(_Base):
         in_range = K.all(K.logical_and(K.greater_equal(y, 0.0), K.less_equal(y, 1.0)), axis=-1)
         total = K.sum(y, axis=-1)
         sums_ok = K.logical_or(K.less_equal(K.abs(total - 1.0), tol), K.less_equal(K.abs(total), tol))
-        return y, self._valid_or_left_out(K.logical_and(in_range, sums_ok), len(y.shape) - 1)
+        return y, self._valid_or_left_out(K.logical_and(in_range, sums_ok), y[..., 0])
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         x, marked = self._logits(y_pred)
