@@ -141,6 +141,7 @@ def _one_line_error(capsys, rc, *needles):
     assert err.count("\n") == 1, err  # one line, no traceback
     for needle in needles:
         assert needle in err, err
+    return err
 
 
 @pytest.mark.parametrize("command", [["compare", *TINY], ["curves"], ["claims", "--seeds", "1"]], ids=lambda c: c[0])
@@ -211,6 +212,50 @@ def test_data_too_small_to_split_is_one_line(tmp_path, capsys):
     path.write_text("x,y\n1,0\n2,1\n3,0\n4,0\n5,1\n6,0\n")
     rc = main(["compare", "--data", str(path), "--target", "y", "--out", str(tmp_path / "r"), *TINY])
     _one_line_error(capsys, rc, "too few for a stratified 60/20/20 split", "[4, 2]")
+
+
+@pytest.mark.parametrize("kind", ["float", "integer amount"])
+def test_a_continuous_target_is_named_so_in_one_short_line(tmp_path, capsys, kind):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=5000) * 100
+    if kind != "float":
+        values = rng.integers(0, 100_000, size=5000)  # an amount in cents: integers, nearly all distinct
+    path = tmp_path / "prices.csv"
+    pd.DataFrame({"a": rng.normal(size=5000), "price": values}).to_csv(path, index=False)
+    rc = main(["compare", "--data", str(path), "--target", "price", "--out", str(tmp_path / "r"), *TINY])
+    err = _one_line_error(capsys, rc, "--target: column 'price' looks continuous", "not a class label")
+    assert len(err) < 400
+
+
+def test_many_classes_too_small_to_split_are_summarised(tmp_path, capsys):
+    labels = [c for c in range(40) for _ in range(2 if c % 2 else 8)]
+    path = tmp_path / "many.csv"
+    pd.DataFrame({"a": np.linspace(0, 1, len(labels)), "y": labels}).to_csv(path, index=False)
+    rc = main(["compare", "--data", str(path), "--target", "y", "--out", str(tmp_path / "r"), *TINY])
+    err = _one_line_error(capsys, rc, "too few for a stratified", "40 classes, 20 of them with fewer than 5 rows")
+    assert len(err) < 300
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--imbalance", "5", "--data", "scenes"], ["--imbalance: only for tables", "images and masks"]),
+    (["--target", "y"], ["--target: only for tables", "fixed features and labels"]),
+    (["--seeds", "x"], ["argument --seeds", "(see focalkit compare --help)"]),
+])
+def test_options_that_do_not_apply_and_argparse_errors_are_one_line(tmp_path, capsys, args, needles):
+    try:
+        rc = main(["compare", *TINY, *args, "--out", str(tmp_path / "r")])
+    except SystemExit as err:
+        rc = err.code
+    _one_line_error(capsys, rc, *needles)
+    assert not (tmp_path / "r").exists()
+
+
+def test_imbalance_is_refused_for_a_users_file(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a": np.linspace(0, 1, 40), "y": [0, 1] * 20}).to_csv(path, index=False)
+    rc = main(["compare", "--data", str(path), "--target", "y", "--imbalance", "50", "--out", str(tmp_path / "r"),
+               *TINY])
+    _one_line_error(capsys, rc, "--imbalance: only for the built-in sets", "its own class balance")
 
 
 def test_version_and_help_without_rst_markup(capsys):

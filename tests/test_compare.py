@@ -223,6 +223,17 @@ def test_a_fit_that_returns_the_wrong_thing_is_told_what_was_expected(returned, 
                              verbose=False)
 
 
+def test_a_two_logit_model_at_num_classes_2_is_told_both_ways_out():
+    def fit(loss_fn, *, seed, lr):
+        x, y = _toy(n=60)
+        loss_fn(torch.nn.Linear(x.shape[1], 2)(x), y).backward()
+        raise AssertionError("the loss must refuse [n, 2] logits")
+
+    with pytest.raises(ValueError, match=r"^focal: num_classes=2 means one logit per position .* logits \(60, 2\), "
+                                         r"target \(60,\)\. .*nn\.Linear\(d, 1\).*logits\[:, 1\] - logits\[:, 0\]"):
+        focalkit.compare.run(fit, losses=["focal", "ce"], baseline="focal", seeds=1, lrs=(0.1,), verbose=False)
+
+
 def test_multiclass_shapes_are_named_without_the_binary_option():
     with pytest.raises(ValueError, match=r"expected probabilities shaped \[2, 3\] for 2 labels; got \[2, 2\]\."):
         focalkit.compare.run(lambda loss_fn, *, seed, lr: {"val": ([0, 2], [[0.5, 0.5]] * 2),

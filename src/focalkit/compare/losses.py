@@ -93,7 +93,8 @@ class TrainingLoss:
 
     Layouts: with two classes the model has one logit per position, ``[N]``, ``[N, 1]``,
     ``[N, *]`` or ``[N, 1, *]``, and ``target`` holds 0/1 shaped ``[N]`` / ``[N, *]`` (a channel
-    dimension of 1 on the logits is dropped); with ``C > 2`` classes logits are ``[N, C, *]`` and
+    dimension of 1 on the logits is dropped; two logits per position are refused, naming the two ways out);
+    with ``C > 2`` classes logits are ``[N, C, *]`` and
     ``target`` class ids ``[N, *]``. ``ignore_index`` (e.g. 255 for masks) marks positions that
     count for nothing.
 
@@ -151,6 +152,12 @@ class TrainingLoss:
                 logits = logits.squeeze(1)
             elif target.ndim == logits.ndim + 1 and target.ndim >= 2 and target.shape[1] == 1:
                 target = target.squeeze(1)
+            elif logits.ndim == target.ndim + 1 and logits.ndim >= 2 and logits.shape[1] == 2:
+                raise ValueError(
+                    f"{self.spec}: num_classes=2 means one logit per position (the sigmoid losses), but the model "
+                    f"gives two: logits {tuple(logits.shape)}, target {tuple(target.shape)}. Either give the model "
+                    "one output (e.g. nn.Linear(d, 1)), or pass the loss the log-odds logits[:, 1] - logits[:, 0] "
+                    "(the same model: a softmax over two classes is the sigmoid of that difference).")
         if self._shift is not None:
             shift = self._shift.to(logits.device, logits.dtype)
             if not self.binary:

@@ -67,7 +67,12 @@ def check_splittable(data: Dataset, seeds: list[int]) -> None:
             _, rest = train_test_split(idx, test_size=0.4, stratify=data.labels, random_state=seed)
             train_test_split(rest, test_size=0.5, stratify=data.labels[rest], random_state=seed)
         except ValueError as err:
-            raise DataError(f"--data: {len(idx)} rows (per class {counts.tolist()}) are too few for a stratified "
+            if len(counts) <= 12:
+                per_class = f"per class {counts.tolist()}"
+            else:
+                per_class = (f"{len(counts):,} classes, {int((counts < 5).sum()):,} of them with fewer than 5 rows, "
+                             f"the smallest {int(counts.min())}")
+            raise DataError(f"--data: {len(idx):,} rows ({per_class}) are too few for a stratified "
                             "60/20/20 split: every class needs at least 5 rows, more for a meaningful test.") from err
 
 
