@@ -143,8 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .compare.data import __doc__ as data_doc
     from .compare.losses import DEFAULT_LOSSES, LOSSES
 
-    parser = _Parser(prog="focalkit", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="focalkit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"focalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{compare,curves,claims,bench}")
 

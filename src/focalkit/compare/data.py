@@ -335,10 +335,8 @@ def _refuse_continuous(labels, target: str) -> None:
     """A numeric ``--target`` that looks like a measurement, not a label: more than
     :data:`_MAX_LABEL_VALUES` distinct values, some of them not whole numbers, or more distinct values
     than a fifth of the rows (an integer amount or a count, not a class)."""
-    if not _is_numeric(labels) or labels.dtype == bool:
-        return
     distinct = labels.nunique()
-    if distinct <= _MAX_LABEL_VALUES:
+    if not _is_numeric(labels) or distinct <= _MAX_LABEL_VALUES:  # booleans: two values at most
         return
     numbers = labels.to_numpy(np.float64)
     fractional = bool((numbers != np.round(numbers)).any())
