@@ -44,6 +44,18 @@ def test_compare_end_to_end_writes_the_report(tmp_path, capsys):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left behind
 
 
+def test_compare_without_ce_adds_it_as_the_baseline_and_says_so(tmp_path, capsys):
+    # --losses focal alone silently became its own baseline (issue 22, item 8)
+    out = tmp_path / "r"
+    rc = main(["compare", "--data", "breast_cancer@1:5", "--losses", "focal", "--model", "linear", "--out", str(out),
+               *TINY])
+    assert rc == 0
+    assert "baseline ce (the default) added: --losses names no ce" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"] == "ce"
+    assert [c["loss"] for c in summary["comparisons"]] == ["focal"]
+
+
 def test_compare_is_reproducible(tmp_path):
     args = ["compare", "--data", "digits:3@1:10", "--losses", "ce", "soft:k=2", "--model", "linear", *TINY]
     main([*args, "--out", str(tmp_path / "a")])

@@ -293,6 +293,103 @@ def test_boosted_trees_end_to_end(tmp_path, capsys, library):
     assert summary["metrics"]["ce"]["ap"]["mean"] > 0.5
 
 
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_boosted_trees_record_their_training_objective_per_round(library):
+    # the curve's loss column was NaN for boosted trees, leaving an empty panel (issue 22, item 9)
+    pytest.importorskip(library)
+    from focalkit.compare.data import load_dataset
+    from focalkit.compare.losses import TrainingLoss, parse_spec
+    from focalkit.compare.tasks.gbdt import BoostedTask
+
+    data = load_dataset("breast_cancer@1:20")
+    task = BoostedTask(data, library, max_rounds=8, patience=100)
+    counts = np.bincount(data.labels, minlength=2)
+    out = task(TrainingLoss(parse_spec("ce"), num_classes=2, class_counts=counts), seed=0, lr=0.05)
+    rounds, _, train = zip(*out["curve"], strict=True)
+    assert out["unit"] == "round"
+    assert list(rounds) == list(range(1, 9))
+    prior = counts[1] / counts.sum()
+    entropy = -(prior * np.log(prior) + (1 - prior) * np.log(1 - prior))  # the mean CE at the start margin
+    assert np.all(np.isfinite(train))
+    assert 0.8 * entropy < train[0] < entropy  # the mean over the training rows, one small tree in
+    assert np.all(np.diff(train) < 0)
+
+
+def _captured(monkeypatch):
+    from focalkit.compare import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    return plots, figures
+
+
+def _run_result(loss, curve, *, unit="epoch", dense=False):
+    from focalkit.compare.results import RunResult
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 * y + rng.uniform(0, 0.5, 400), 0, 1)
+    return RunResult(dataset="d", loss=loss, seed=0, lr=0.1, epoch=len(curve), val_ap=0.5, metrics={"ap": 0.5},
+                     seconds=1.0, curve=curve, unit=unit, test_labels=y, test_probs=np.stack([1 - p, p], 1))
+
+
+def test_training_curves_name_rounds_and_leave_out_an_unmeasured_loss_panel(monkeypatch):
+    plots, figures = _captured(monkeypatch)
+    measured = [_run_result(loss, [(1, 0.5, 0.7), (2, 0.6, 0.5)], unit="round") for loss in ("ce", "focal")]
+    plots.training_curves(measured, None)
+    unmeasured = [_run_result(loss, [(1, 0.5, float("nan")), (2, 0.6, float("nan"))]) for loss in ("ce", "focal")]
+    plots.training_curves(unmeasured, None)
+    two, one = figures
+    assert [ax.get_xlabel() for ax in two.axes] == ["round", "round"]
+    assert [ax.get_ylabel() for ax in two.axes] == ["validation AP", "training loss"]
+    assert [ax.get_xlabel() for ax in one.axes] == ["epoch"]
+
+
+def test_reliability_counts_pixels_and_the_forest_legend_leaves_the_title_alone(monkeypatch, tmp_path):
+    plots, figures = _captured(monkeypatch)
+    runs = [_run_result(loss, []) for loss in ("ce", "focal")]
+    plots.reliability(runs, None, unit="pixels")
+    assert figures[-1].axes[1].get_ylabel() == "pixels per bin"
+    assert "5 pixels" in figures[-1].axes[0].get_title()
+    from focalkit.compare.results import summarize
+
+    runs = [_run_result(loss, []) for loss in ("ce", "focal")]
+    for seed in (1, 2):
+        runs += [_run_result(loss, []) for loss in ("ce", "focal")]
+        runs[-2].seed = runs[-1].seed = seed
+        runs[-1].metrics = {"ap": 0.5 + 0.01 * seed}
+    plots.forest(summarize(runs, "ce", 0.01), None)
+    (ax,) = figures[-1].axes
+    assert ax.get_legend() is None  # it sat over the title
+    assert "±margin 0.01" in ax.get_xlabel()
+
+
+def test_the_console_tables_fit_80_columns_without_cutting_a_number():
+    # at 80 columns rich cut the metrics to "0.9…" and wrapped the title mid-phrase (issue 22, item 10)
+    from rich.console import Console
+
+    from focalkit.compare.metrics import METRICS
+    from focalkit.compare.report import render_table
+    from focalkit.compare.results import summarize
+
+    runs = []
+    for seed in range(3):
+        for loss in ("ce", "focal:gamma=2,alpha=0.25"):
+            r = _run_result(loss, [])
+            r.seed, r.metrics = seed, {m: 0.123 + 0.01 * seed + (loss != "ce") * 0.2 for m in METRICS}
+            runs.append(r)
+    summary = summarize(runs, "ce", 0.01)
+    console = Console(width=80, record=True, color_system=None)
+    render_table(summary, console)
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert text.splitlines()[0].strip() == "d: test AP over 3 paired seeds"
+    for value in ("0.133", "0.333", "+0.200 [+0.200, +0.200]"):
+        assert value in text
+    assert text.count("0.333") == 10  # AP and every other metric of the focal row, over however many tables
+
+
 def test_boosted_trees_multiclass_and_the_unavailable_objectives(tmp_path, capsys):
     pytest.importorskip("xgboost")
     rc = main(["compare", "--model", "xgboost", "--data", "digits-lt@20", "--losses", "ce", "focal", "hard",

@@ -120,6 +120,7 @@ def _one(fit: Fit, spec: LossSpec, seed: int, lrs: Sequence[float], *, dataset: 
         return RunResult(dataset=dataset, loss=name, seed=seed, lr=best["lr"], epoch=int(out.get("epoch", 0)),
                          val_ap=average_precision(*val), metrics=metrics, seconds=seconds,
                          curve=list(out.get("curve", [])) if keep else [],
+                         unit=str(out.get("unit", "epoch")),
                          test_labels=test[0] if keep else None,
                          test_probs=test[1].astype(np.float32) if keep else None,
                          grad_norm_hist=list(out.get("grad_norm_hist", [])),
@@ -165,7 +166,8 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
             ``{"val": (y_val, p_val), "test": (y_test, p_test)}``: class ids and probabilities,
             ``[n]`` (positive class) or ``[n, 2]`` for two classes, ``[n, C]`` for ``C``. Dense outputs:
             flattened pixels, ignored ones left out. Optional keys: ``"epoch"`` (the chosen epoch),
-            ``"curve"`` ([(epoch, val AP, train loss)]), ``"grad_norm_hist"``.
+            ``"curve"`` ([(epoch, val AP, train loss)], the loss NaN where not measured), ``"unit"``
+            (what the curve counts, ``"epoch"`` unless given, e.g. ``"round"``), ``"grad_norm_hist"``.
         losses: specs as on the command line (``"focal:gamma=2"``); the baseline among them.
         seeds: number of paired seeds (0..N−1) or the seeds themselves; fewer than 3 give no verdict.
         lrs: the learning-rate grid, searched per loss and seed on validation AP.

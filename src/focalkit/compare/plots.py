@@ -52,7 +52,7 @@ def forest(summary: Summary, path: Path) -> None:
     comps = summary.comparisons
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(len(comps), 1) + 1.6))
     m = summary.margin
-    ax.axvspan(-m, m, color="gold", alpha=0.25, lw=0, label=f"±margin ({m:g})")
+    ax.axvspan(-m, m, color="gold", alpha=0.25, lw=0)
     ax.axvline(0, color="black", lw=0.8)
     for i, c in enumerate(comps):
         y = len(comps) - 1 - i
@@ -68,10 +68,10 @@ def forest(summary: Summary, path: Path) -> None:
                     color=colour, fontweight="bold")
     ax.set_yticks(range(len(comps)), [c["loss"] for c in reversed(comps)])
     ax.set_ylim(-0.7, len(comps) - 0.3)
-    ax.set_xlabel(f"test AP − {summary.baseline} (paired over {len(summary.seeds)} seeds)")
+    ax.set_xlabel(f"test AP − {summary.baseline} (paired over {len(summary.seeds)} seeds); shaded: ±margin {m:g}, "
+                  "no effect")
     level = comps[0]["level"] if comps else 0.95
     ax.set_title(f"{summary.dataset}: difference from {summary.baseline}, {100 * level:.4g}% intervals", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.08), ncol=1, frameon=False)
     _save(fig, path)
 
 
@@ -107,8 +107,11 @@ def pr_curves(results: Sequence[RunResult], path: Path, max_panels: int = 10,
     _save(fig, path)
 
 
-def reliability(results: Sequence[RunResult], path: Path, bins: int = 10) -> None:
-    """Top-label confidence against accuracy (equal-width bins, test pooled over seeds), and each bin's count."""
+def reliability(results: Sequence[RunResult], path: Path, bins: int = 10, unit: str = "rows") -> None:
+    """Top-label confidence against accuracy (equal-width bins, test pooled over seeds), and each bin's count.
+
+    ``unit`` names what is counted: ``"rows"`` of a table, ``"pixels"`` of masks.
+    """
     fig, (ax, axn) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     edges = np.linspace(0, 1, bins + 1)
@@ -123,35 +126,46 @@ def reliability(results: Sequence[RunResult], path: Path, bins: int = 10) -> Non
         ax.plot(xs, ys, marker="o", ms=3, label=loss, lw=1.2, color=f"C{i % 10}")
         shown = counts > 0
         axn.plot(centres[shown], counts[shown], marker="o", ms=3, lw=1, color=f"C{i % 10}")
-    ax.set(ylabel="accuracy", title="Reliability (test, pooled over seeds; bins with ≥ 5 rows)", xlim=(0, 1),
+    ax.set(ylabel="accuracy", title=f"Reliability (test, pooled over seeds; bins with ≥ 5 {unit})", xlim=(0, 1),
            ylim=(0, 1.02))
-    axn.set(xlabel="top-label confidence", ylabel="rows per bin", yscale="log")
+    axn.set(xlabel="top-label confidence", ylabel=f"{unit} per bin", yscale="log")
     _legend_outside(ax)
     fig.tight_layout()
     _save(fig, path)
 
 
 def training_curves(results: Sequence[RunResult], path: Path, floor: float = 1e-6) -> None:
-    """Validation AP and training loss against epochs, at each loss's chosen learning rate, first seed."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    """Validation AP and training loss against epochs (or rounds), at each loss's chosen learning rate, first seed.
+
+    The training-loss panel is left out when no run measured its training loss (all NaN).
+    """
     first = min(r.seed for r in results)
+    runs = {loss: run for loss in _losses(results)
+            if (run := next((r for r in results if r.loss == loss and r.seed == first and r.curve), None))}
+    curves = {loss: tuple(np.asarray(v, dtype=float) for v in zip(*run.curve, strict=True))
+              for loss, run in runs.items()}
+    measured = any(np.isfinite(train).any() for _, _, train in curves.values())
+    units = {run.unit for run in runs.values()}
+    unit = units.pop() if len(units) == 1 else "epoch or round"
+    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(12 if measured else 7.5, 4.5), squeeze=False)
+    ax1 = axes[0][0]
     clipped = False
-    for i, loss in enumerate(_losses(results)):
-        run = next((r for r in results if r.loss == loss and r.seed == first and r.curve), None)
-        if run is None:
-            continue
-        epochs, ap, train = (np.asarray(v, dtype=float) for v in zip(*run.curve, strict=True))
-        clipped |= bool((train < floor).any())
-        ax1.plot(epochs, ap, label=loss, lw=1.2, color=f"C{i % 10}")
-        ax2.plot(epochs, np.maximum(train, floor), label=loss, lw=1.2, color=f"C{i % 10}")
-    ax1.set(xlabel="epoch", ylabel="validation AP", title=f"Validation AP (seed {first})")
-    note = f" (values below {floor:g} drawn at {floor:g})" if clipped else ""
-    ax2.set(xlabel="epoch", ylabel="training loss", yscale="log",
-            title="Training loss (log axis; the losses' scales differ)" + note)
-    for ax in (ax1, ax2):
+    colours = {loss: f"C{i % 10}" for i, loss in enumerate(_losses(results))}
+    for loss, (steps, ap, train) in curves.items():
+        ax1.plot(steps, ap, label=loss, lw=1.2, color=colours[loss])
+        if measured:
+            clipped |= bool((train < floor).any())
+            axes[0][1].plot(steps, np.maximum(train, floor), label=loss, lw=1.2, color=colours[loss])
+    ax1.set(xlabel=unit, ylabel="validation AP", title=f"Validation AP (seed {first})")
+    if measured:
+        ax2 = axes[0][1]
+        note = f" (values below {floor:g} drawn at {floor:g})" if clipped else ""
+        ax2.set(xlabel=unit, ylabel="training loss", yscale="log",
+                title="Training loss (log axis; the losses' scales differ)" + note)
+        ax2.title.set_fontsize(9)
+    for ax in axes[0]:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax2.title.set_fontsize(9)
-    _legend_outside(ax2)
+    _legend_outside(axes[0][-1])
     fig.tight_layout()
     _save(fig, path)
 

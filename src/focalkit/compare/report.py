@@ -49,13 +49,32 @@ def _level_words(summary: Summary) -> str:
     return f"{100 * level:.4g}%" + (" (Bonferroni)" if summary.adjust == "bonferroni" else "")
 
 
+def _column_groups(widths: Sequence[int], first: int, room: int) -> list[list[int]]:
+    """Indices of the columns, in groups whose tables fit ``room`` characters beside the first column."""
+    groups: list[list[int]] = [[]]
+    used = first + 4  # the first column's cell and the table's two edges
+    for i, w in enumerate(widths):
+        if groups[-1] and used + w + 3 > room:
+            groups.append([])
+            used = first + 4
+        groups[-1].append(i)
+        used += w + 3
+    return groups
+
+
 def render_table(summary: Summary, console: Console) -> None:
-    """Two tables that fit a terminal: the verdicts on the primary metric, then the other metrics."""
+    """Two tables that fit the terminal: the verdicts on the primary metric, then the other metrics.
+
+    No number is cut short: on a narrow terminal the loss names fold onto a second line and the other
+    metrics are split over as many tables as the width needs.
+    """
     comps = {c["loss"]: c for c in summary.comparisons}
     kind = "t" if summary.interval == "t" else "corrected t"
-    main = Table(title=f"{summary.dataset}: test AP over {len(summary.seeds)} paired seeds; Δ vs {summary.baseline} "
-                       f"with {_level_words(summary)} {kind} interval; margin ±{summary.margin:g}")
-    for name in ("loss", "AP mean ± sd", "Δ AP [interval]", "p (Holm)", "verdict"):
+    caption = f"Δ vs {summary.baseline}: {_level_words(summary)} {kind} interval; margin ±{summary.margin:g}"
+    main = Table(title=f"{summary.dataset}: test AP over {len(summary.seeds)} paired seeds", title_justify="left",
+                 caption=caption, caption_justify="left", pad_edge=False)
+    main.add_column("loss", overflow="fold")
+    for name in ("AP mean ± sd", "Δ AP [interval]", "p (Holm)", "verdict"):
         main.add_column(name, no_wrap=True)
     for loss, stats in summary.metrics.items():
         c = comps.get(loss)
@@ -67,13 +86,21 @@ def render_table(summary: Summary, console: Console) -> None:
         )
     console.print(main)
     others = [m for m in summary.metric_names if m != "ap"]
-    other = Table(title="other test metrics (means; ↓ lower is better; TS: after temperature scaling on validation)")
-    other.add_column("loss", no_wrap=True)
-    for m in others:
-        other.add_column(SHORT[m], no_wrap=True, justify="right")
-    for loss, stats in summary.metrics.items():
-        other.add_row(loss, *(format_value(stats[m]["mean"], ".3f") for m in others))
-    console.print(other)
+    cells = {loss: [format_value(stats[m]["mean"], ".3f") for m in others] for loss, stats in summary.metrics.items()}
+    widths = [max([len(SHORT[m])] + [len(row[i]) for row in cells.values()]) for i, m in enumerate(others)]
+    first = min(max(len(loss) for loss in cells), 24)
+    groups = _column_groups(widths, first, console.width)
+    for k, group in enumerate(groups):
+        part = f" ({k + 1} of {len(groups)})" if len(groups) > 1 else ""
+        other = Table(title=f"other test metrics{part}", title_justify="left",
+                      caption="means; ↓ lower is better; TS: after temperature scaling on validation"
+                      if k == len(groups) - 1 else None, caption_justify="left")
+        other.add_column("loss", overflow="fold")
+        for i in group:
+            other.add_column(SHORT[others[i]], no_wrap=True, justify="right")
+        for loss, row in cells.items():
+            other.add_row(loss, *(row[i] for i in group))
+        console.print(other)
     undecided = [c for c in summary.comparisons if c["verdict"] == "no verdict"]
     if undecided:
         console.print(f"[bold]no verdict[/]: {undecided[0]['reason']}.")
@@ -277,7 +304,7 @@ def write_report(folder: Path, summary: Summary, meta: dict[str, Any]) -> None:
     plots.forest(summary, folder / "forest.png")
     if any(r.test_probs is not None for r in results):
         plots.pr_curves(results, folder / "pr_curves.png", class_names=summary.class_names)
-        plots.reliability(results, folder / "reliability.png")
+        plots.reliability(results, folder / "reliability.png", unit="pixels" if "iou" in names else "rows")
     if any(r.curve for r in results):
         plots.training_curves(results, folder / "training_curves.png")
     if any(r.grad_norm_hist for r in results):

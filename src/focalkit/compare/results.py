@@ -29,6 +29,7 @@ class RunResult:
     metrics: dict[str, float]
     seconds: float
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, val AP, train loss), chosen lr
+    unit: str = "epoch"  # what the curve's first column counts (boosted trees: "round")
     test_labels: np.ndarray | None = None
     test_probs: np.ndarray | None = None
     grad_norm_hist: list[tuple[int, list[float]]] = field(default_factory=list)  # GHM-C runs: (epoch, counts)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ... import gbm
 from ..data import DataError, Dataset
@@ -91,7 +92,15 @@ class BoostedTask:
         def probs(raw: np.ndarray) -> np.ndarray:
             return gbm.predict_proba(raw)
 
-        history: list[float] = []
+        target = torch.from_numpy(y_train)
+        train_raw = margins(len(y_train)).copy()  # the training margins without the training shift, one tree per round
+
+        def objective_value(raw: np.ndarray) -> float:
+            """The loss on the training rows at this round: focalkit's value of what the booster minimises."""
+            with torch.no_grad():
+                return float(loss_fn(torch.from_numpy(raw), target))
+
+        history: list[tuple[float, float]] = []
         if self.library == "xgboost":
             import xgboost as xgb
 
@@ -103,11 +112,15 @@ class BoostedTask:
             best_round, best_ap, since = 0, -1.0, 0
             base = margins(len(x_val))
             running = base.copy()  # the validation margins, one tree added per round (not all trees again)
+            train_base = margins(len(y_train), train_shift)
             for rnd in range(self.max_rounds):
                 booster.update(dtrain, rnd, fobj=objective)
-                running = running + booster.predict(dval, output_margin=True, iteration_range=(rnd, rnd + 1)) - base
+                one = (rnd, rnd + 1)
+                running = running + booster.predict(dval, output_margin=True, iteration_range=one) - base
+                train_raw = train_raw + booster.predict(dtrain, output_margin=True, iteration_range=one).reshape(
+                    train_raw.shape) - train_base
                 ap = average_precision(split.y_val, probs(running))
-                history.append(ap)
+                history.append((ap, objective_value(train_raw)))
                 if ap > best_ap + 1e-12:
                     best_round, best_ap, since = rnd + 1, ap, 0
                 else:
@@ -128,10 +141,11 @@ class BoostedTask:
             raw = margins(len(x_val)).copy()  # the validation margins, one tree added per round
             for rnd in range(self.max_rounds):
                 booster.update(fobj=objective)
-                raw = raw + booster.predict(x_val, raw_score=True, start_iteration=rnd, num_iteration=1,
-                                              num_threads=1)
+                one = {"start_iteration": rnd, "num_iteration": 1, "num_threads": 1}
+                raw = raw + booster.predict(x_val, raw_score=True, **one)
+                train_raw = train_raw + booster.predict(x_train, raw_score=True, **one)
                 ap = average_precision(split.y_val, probs(raw))
-                history.append(ap)
+                history.append((ap, objective_value(train_raw)))
                 if ap > best_ap + 1e-12:
                     best_round, best_ap, since = len(history), ap, 0
                 else:
@@ -141,9 +155,9 @@ class BoostedTask:
             last = {"num_iteration": best_round, "num_threads": 1}
             val_raw = booster.predict(x_val, raw_score=True, **last) + margins(len(x_val))
             test_raw = booster.predict(x_test, raw_score=True, **last) + margins(len(x_test))
-        curve = [(i + 1, ap, float("nan")) for i, ap in enumerate(history)]
+        curve = [(i + 1, ap, value) for i, (ap, value) in enumerate(history)]
         return {"val": (split.y_val, probs(val_raw)), "test": (split.y_test, probs(test_raw)),
-                "epoch": best_round, "curve": curve, "budget": self.max_rounds}
+                "epoch": best_round, "curve": curve, "budget": self.max_rounds, "unit": "round"}
 
     def _objective(self, loss_fn: TrainingLoss, counts: np.ndarray, prior: np.ndarray, y_train: np.ndarray,
                    seed: int, lr: float):
