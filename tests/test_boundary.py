@@ -307,3 +307,68 @@ def test_probability_targets_are_shift_invariant_at_large_logits(case, shift, ta
     torch.testing.assert_close(got.double(), expected, rtol=5e-6, atol=1e-6)
     if target == "one_hot":  # and the same as class ids
         torch.testing.assert_close(got, case.function(xs, t, reduction="none", **case.options), rtol=5e-6, atol=1e-6)
+
+
+# ------------------------------------------------ log p_t of a class leading by a wide margin (issue 22)
+def _leading_oracle(x, t, family):
+    """float64 from ``log p_t = −log1p(Σ_{c≠t} exp(x_c − x_t))`` and ``1 − p_t = s / (1 + s)``."""
+    x = x.double()
+    is_t = F.one_hot(t, x.shape[1]).bool()
+    rest = lambda d: torch.where(is_t, 0.0, d.exp()).sum(1)  # noqa: E731
+    s = rest(x - x.gather(1, t[:, None]))
+    ce = torch.log1p(s)
+    if family == "ce":
+        return ce
+    if family == "focal":
+        return (s / (1 + s)) ** 2 * ce
+    s2 = rest(2.0 * (x - x.gather(1, t[:, None])))  # complement, k = 2
+    return s2 / (1 + s2) * ce
+
+
+_FAMILIES = {"ce": (fk.cross_entropy, {}), "focal": (fk.softmax_focal_loss, {"gamma": 2.0}),
+             "complement": (fk.softmax_soft_truncation_loss, {"k": 2.0, "weighting": "complement"})}
+# margins where the loss is a normal number of the dtype: focal's (1 − p_t)² · CE is e^{−3m}
+_MARGINS = [(family, dtype, margin) for family in _FAMILIES for dtype in (torch.float32, torch.float64)
+            for margin in ((15.0, 20.0, 28.0) if family != "ce" and dtype == torch.float32
+                           else (15.0, 20.0, 40.0, 80.0))]
+
+
+@pytest.mark.parametrize(("family", "dtype", "margin"), _MARGINS, ids=str)
+@pytest.mark.parametrize("target", ["ids", "probabilities"])
+def test_a_class_leading_by_a_wide_margin_keeps_its_relative_precision(family, dtype, margin, target):
+    """``log p_t`` was ``z_t − log Σe``: ``log(1 + ε)`` rounds to 0 from a margin of about 16 in float32
+    (37 in float64), so the loss was 0 (relative error 1, as PyTorch's), focal's even 2.7× off."""
+    fn, options = _FAMILIES[family]
+    g = torch.Generator().manual_seed(int(margin))
+    x = torch.randn(32, 6, generator=g)
+    t = torch.randint(0, 6, (32,), generator=g)
+    x[torch.arange(32), t] = x.max(1).values + margin
+    x = x.to(dtype)
+    expected = _leading_oracle(x, t, family)
+    got = fn(x, t if target == "ids" else F.one_hot(t, 6).to(dtype), reduction="none", **options).double()
+    representable = expected > torch.finfo(dtype).tiny  # below: subnormal or 0 in the dtype
+    assert representable.sum() >= 16
+    rtol = 5e-5 if dtype == torch.float32 else 1e-12  # float32: x − max rounds at ulp(x), 7.6e-6 at 80
+    torch.testing.assert_close(got[representable], expected[representable], rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("family", list(_FAMILIES))
+@pytest.mark.parametrize("target", ["ids", "probabilities"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tied_leaders_are_counted_once_each(family, target, dtype):
+    """The leader's sum leaves out one exact 1 (``Σ frac(e)``); tied leaders add theirs back: equal logits
+    (a fresh model's) give log C, two leaders far ahead give log 2, as the plain float64 formula does."""
+    fn, options = _FAMILIES[family]
+    x = torch.zeros(4, 6, dtype=dtype)  # rows 0, 1: all equal; rows 2, 3: classes 1 and 4 tied, 30 ahead
+    x[2:, (1, 4)] = 30.0
+    x[3] += torch.tensor([0.0, 0.0, -1.0, 0.0, 0.0, -2.0], dtype=dtype)
+    t = torch.tensor([0, 5, 1, 4])
+    log_p = torch.log_softmax(x.double(), 1).gather(1, t[:, None])[:, 0]
+    if family == "ce":
+        expected = -log_p
+    elif family == "focal":
+        expected = -(1 - log_p.exp()) ** 2 * log_p
+    else:
+        expected = -(1 - torch.softmax(2.0 * x.double(), 1).gather(1, t[:, None])[:, 0]) * log_p
+    got = fn(x, t if target == "ids" else F.one_hot(t, 6).to(dtype), reduction="none", **options).double()
+    torch.testing.assert_close(got, expected, rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=0)

@@ -518,3 +518,16 @@ def test_launches_make_the_tensors_device_current(monkeypatch):
     assert entered == [torch.device("cuda", 1)]
     triton_kernels._launch(kernel, (1,), torch.zeros(2), 3)  # CPU tensors (the interpreter): nothing entered
     assert entered == [torch.device("cuda", 1)]
+
+
+@pytest.mark.parametrize("target", ["ids", "probabilities"])
+@pytest.mark.parametrize("family", ["ce", "focal", "complement"])
+def test_a_class_leading_by_a_wide_margin_keeps_its_precision_on_triton(on_triton, family, target):
+    """The math core's leader sum (``Σ frac(e)``, tied leaders counted) as the generated kernels write it."""
+    from .test_boundary import test_a_class_leading_by_a_wide_margin_keeps_its_relative_precision as wide
+    from .test_boundary import test_tied_leaders_are_counted_once_each as tied
+
+    for dtype in (torch.float32, torch.float64):
+        for margin in (15.0, 20.0, 28.0):
+            wide(family, dtype, margin, target)
+        tied(family, target, dtype)

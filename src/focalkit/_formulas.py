@@ -33,16 +33,18 @@ probabilities, times ``α_c`` and class weights):
 ``ℓ = −Σ_c a_c L_c`` with ``a_c = q_c w_c``, and ``∂ℓ/∂x = (p Σa − a) + (v Σb − b)`` with ``b_c = q_c φ_c L_c``.
 
 For focal, ``φ_c L_c = γ p_c (1 − p_c)^γ · r_c`` with ``r_c = −log p_c / (1 − p_c) ∈ [1, ∞)``, bounded
-where it matters. With probability targets ``log(1 − p_c)`` of the leading class is a logsumexp over
-the other classes (exact). With class ids only the target's is needed and it is taken as
-``log(S − e_t) − log S`` (``e = exp(x − max)``, ``S = Σe``): one pass fewer, and it loses relative
-precision only when ``p_t`` is within rounding of 1, where ``(1 − p_t)^γ`` makes the term vanish
-(the loss and gradient stay finite: a 0 there gives ``w = 0``).
+where it matters.
+
+``log S`` (``e = exp(x − max)``, ``S = Σe``) is taken as ``log1p`` of a sum that leaves one class out
+and never adds it: the row's leader (probability targets: its ``e`` is exactly 1) or the target
+(class ids: ``log S = log1p(R + (e_t − 1))``, ``R = Σ_{c≠t} e_c``). So ``log p_t = −log1p(Σ_{c≠t} e^{x_c − x_t})``
+keeps its relative precision when the true class leads by a wide margin, where ``log(1 + ε)`` rounds to 0
+(float32 from a margin of about 16, float64 from 37), and ``log(1 − p_t) = log R − log S`` comes from the
+same sum (exact). The other classes' ``log(1 − p_c) = log1p(−p_c)``, where ``p_c ≤ ½``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 __all__ = [
@@ -192,13 +194,30 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     raise ValueError(f"sigmoid_terms: unknown family {family!r}")
 
 
-def log_one_minus_softmax(ops: Any, x: Any, log_p: Any, axis: int) -> Any:
-    """``log(1 − softmax(x)_c)`` for every class: exact for the leading class (a logsumexp over the
-    others), ``log1p(−p_c)`` for the rest, where ``p_c ≤ ½``."""
-    is_top = ops.one_hot_argmax(x, axis)
-    z = x - ops.max(x, axis)  # the two logsumexps stay O(1): no rounding at the logits' own scale
-    lse = ops.logsumexp(z, axis)
-    lead = ops.logsumexp(ops.where(is_top, -math.inf, z), axis) - lse
+def leader_rest(ops: Any, e: Any, axis: int) -> tuple[Any, Any]:
+    """``(R, S)`` for ``e = exp(z)``, ``z`` shifted to a row maximum of 0 (the leader's ``e`` is exactly 1):
+    ``S = Σe`` and ``R = S − 1 = Σ_{c≠top} e_c`` summed without the leader's 1, so that a small ``R`` keeps
+    its digits (``S − 1`` is off by up to an ulp of 1). ``R`` is ``Σ frac(e)``: ``e`` itself but 0 at the
+    leaders, exact where one class leads; where several tie (``S − Σ frac(e)`` is 2 or more) it is ``S − 1``,
+    then ``≥ 1`` and precise. No argmax, no mask."""
+    total = ops.sum(e, axis, keepdims=True)
+    small = ops.sum(ops.frac(e), axis, keepdims=True)
+    return ops.where(total - small > 1.5, total - 1.0, small), total
+
+
+def log_softmax_parts(ops: Any, z: Any, axis: int) -> tuple[Any, Any, Any]:
+    """For ``z`` shifted to a row maximum of 0: ``(log_p, p, R)`` with ``R`` from :func:`leader_rest` and
+    ``log_p = z − log1p(R)``: the leader's ``log p`` keeps its relative precision however wide its margin."""
+    e = ops.exp(z)
+    rest, _ = leader_rest(ops, e, axis)
+    return z - ops.log1p(rest), e / (1.0 + rest), rest
+
+
+def log_one_minus_softmax(ops: Any, z: Any, log_p: Any, rest: Any) -> Any:
+    """``log(1 − softmax(z)_c)`` for every class from :func:`log_softmax_parts`: ``log R − log S`` for the
+    leaders (``z_c = 0``, exact), ``log1p(−p_c)`` for the rest, where ``p_c ≤ ½``."""
+    is_top = z == 0.0
+    lead = ops.log(rest) + (log_p - z)  # log R − log S
     safe = ops.where(is_top, -1.0, log_p)
     return ops.where(is_top, lead, ops.log1p(-ops.exp(safe)))
 
@@ -211,14 +230,13 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
     ``q`` holds the per-class target weights (one-hot or probabilities, times α and class weights).
     """
     x = x - ops.max(x, axis)  # shift-invariant in exact arithmetic; shifted here so every path rounds alike
-    log_p = ops.log_softmax(x, axis)
-    p = ops.exp(log_p)
+    log_p, p, rest = log_softmax_parts(ops, x, axis)
     v = p
     phi_l = None  # φ_c · L_c
     if family == "ce":
         w = None
     elif family == "focal":
-        log1m = log_one_minus_softmax(ops, x, log_p, axis)
+        log1m = log_one_minus_softmax(ops, x, log_p, rest)
         w = ops.exp(gamma * log1m) if not is_zero(gamma) else None
         if order >= 1 and not is_zero(gamma):
             one_minus = ops.exp(log1m)
@@ -231,9 +249,9 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
         w = v
         phi_l = -k * v * log_p
     elif family == "complement":
-        log_r = ops.log_softmax(k * x, axis)
-        v = ops.exp(log_r)
-        w = ops.exp(log_one_minus_softmax(ops, k * x, log_r, axis))
+        kx = k * x  # k ≥ 0: still a row maximum of 0, at the same class
+        log_r, v, rest_k = log_softmax_parts(ops, kx, axis)
+        w = ops.exp(log_one_minus_softmax(ops, kx, log_r, rest_k))
         phi_l = -k * v * log_p
     else:
         raise ValueError(f"softmax_terms: unknown family {family!r}")
@@ -248,9 +266,11 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
     return loss, grad
 
 
-def _log_one_minus_target(ops: Any, e: Any, log_s: Any, is_t: Any, axis: int) -> Any:
-    """``log(1 − p_t)`` from ``e = exp(x − max)``: the others' sum taken directly, never as ``S − e_t``."""
-    return ops.log(ops.sum(ops.where(is_t, 0.0, e), axis, keepdims=True)) - log_s
+def _rest_of_target(ops: Any, e: Any, index: Any, rest: Any, total: Any, axis: int) -> Any:
+    """``R_t = Σ_{c≠t} e_c`` for the class ids ``index``, with ``(R, S)`` from :func:`leader_rest`: ``R`` where
+    the target leads (exact), ``S − e_t`` where it does not (then ``≥ 1`` and precise)."""
+    e_t = ops.take(e, index, axis)
+    return ops.where(e_t == 1.0, rest, total - e_t)
 
 
 def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = 1,
@@ -265,15 +285,14 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     """
     z = x - ops.max(x, axis)
     e = ops.exp(z)
-    total_e = ops.sum(e, axis, keepdims=True)
-    log_s = ops.log(total_e)
+    rest, total_e = leader_rest(ops, e, axis)
+    log_s = ops.log1p(rest)
     log_pt = ops.take(z, index, axis) - log_s
     b = v = None  # v None: the derivative of w_t runs along p itself
     if family == "ce":
         a = target_weight
     elif family == "focal":
-        e_t = ops.exp(log_pt) * total_e
-        log1m = ops.log(ops.maximum(total_e - e_t, 0.0)) - log_s
+        log1m = ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s
         w = ops.exp(gamma * log1m) if not is_zero(gamma) else 1.0
         a = target_weight * w
         if order >= 1 and not is_zero(gamma):
@@ -288,8 +307,11 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
         sk = ops.sum(ek, axis, keepdims=True)
         v = ek / sk
         v_t = ops.take(v, index, axis)
-        w = v_t if family == "soft" else ops.exp(
-            _log_one_minus_target(ops, ek, ops.log(sk), ops.index_mask(x, index, axis), axis))
+        if family == "soft":
+            w = v_t
+        else:  # 1 − v_t, the others' share taken directly (kz has its row maximum 0 at the same class)
+            rest_k, total_k = leader_rest(ops, ek, axis)
+            w = _rest_of_target(ops, ek, index, rest_k, total_k, axis) / total_k
         a = target_weight * w
         b = target_weight * (-k) * v_t * log_pt
     else:
@@ -320,15 +342,16 @@ def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, targe
     """
     z = x - ops.max(x, axis)
     e = ops.exp(z)
-    log_s = ops.log(ops.sum(e, axis, keepdims=True))
+    rest, total_e = leader_rest(ops, e, axis)
+    log_s = ops.log1p(rest)
     log_u = ops.take(z, index, axis) - log_s
     u = ops.exp(log_u)
-    p = e / ops.exp(log_s)
+    p = e / total_e
     if family == "ce" or family == "hard":
         lam = 1.0 if family == "ce" else heaviside(ops, threshold - u)
         f, f1, f2 = -lam * log_u, -lam / u, lam / (u * u)
     elif family == "focal":
-        one_minus = ops.exp(_log_one_minus_target(ops, e, log_s, ops.index_mask(x, index, axis), axis))
+        one_minus = _rest_of_target(ops, e, index, rest, total_e, axis) / total_e
         w = _power(ops, one_minus, gamma, 1e-300)
         w1 = _power(ops, one_minus, gamma - 1.0, 1e-300)
         w2 = _power(ops, one_minus, gamma - 2.0, 1e-300)

@@ -85,6 +85,10 @@ class KerasOps:
         return K.where(x < f, f, x)
 
     @staticmethod
+    def frac(x: Any) -> Any:
+        return x - K.floor(x)  # of x ≥ 0 only, where it is x − trunc(x)
+
+    @staticmethod
     def fma(a: Any, b: Any, c: Any) -> Any:
         return a + b * c
 

@@ -23,6 +23,7 @@ class TorchOps:
     sign = staticmethod(torch.sign)
     log1p = staticmethod(torch.log1p)
     sigmoid = staticmethod(torch.sigmoid)
+    frac = staticmethod(torch.frac)  # x − trunc(x); the core takes it of x ≥ 0 only
 
     @staticmethod
     def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -127,6 +128,10 @@ class NumpyOps:
     abs = staticmethod(np.abs)
     sign = staticmethod(np.sign)
     log1p = staticmethod(np.log1p)
+
+    @staticmethod
+    def frac(x: np.ndarray) -> np.ndarray:
+        return np.modf(x)[0]
 
     @staticmethod
     def fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

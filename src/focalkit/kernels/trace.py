@@ -166,6 +166,9 @@ class TritonOps:
         d = u - 1.0  # 0 where x is below the rounding of 1: log1p(x) = x there
         return self.where(d == 0.0, x, self.log(u) * (x / self.where(d == 0.0, 1.0, d)))
 
+    def frac(self, x: Sym) -> Sym:
+        return x - self._f(f"tl.floor({self._l(x)})")  # of x ≥ 0 only, where it is x − trunc(x)
+
     def sigmoid(self, x: Sym) -> Sym:
         e = self.exp(-self.abs(x))
         r = 1.0 / (1.0 + e)
