@@ -404,6 +404,20 @@ def test_boosted_trees_multiclass_and_the_unavailable_objectives(tmp_path, capsy
     assert "balanced_accuracy" in summary["metric_names"]
 
 
+def test_balanced_softmax_and_ldam_as_compare_losses(tmp_path, capsys):
+    out = tmp_path / "lt"
+    rc = main(["compare", "--data", "digits-lt@20", "--losses", "ce", "balanced-softmax", "logit-adjust",
+               "ldam:max_margin=0.3,scale=2", "--model", "linear", "--out", str(out), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    metrics = _summary(out)["metrics"]
+    # balanced softmax is logit adjustment at tau = 1: the same model from two implementations
+    assert metrics["balanced-softmax"]["ap"]["mean"] == pytest.approx(metrics["logit-adjust"]["ap"]["mean"], abs=1e-6)
+    assert "ldam:max_margin=0.3,scale=2" in metrics
+    rc = main(["compare", "--losses", "ce", "ldam", "--out", str(tmp_path / "b"), *TINY])
+    assert rc == 2
+    assert "ldam is a multi-class (softmax) loss; this data has 2 classes" in capsys.readouterr().err
+
+
 def test_scenes_are_deterministic_and_rare():
     from focalkit.compare.tasks.scenes import make_scenes
 

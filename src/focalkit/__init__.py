@@ -7,6 +7,11 @@ Each loss comes as a function (``focalkit.sigmoid_focal_loss``) and an ``nn.Modu
 from ._inputs import set_value_checks as set_value_checks
 from ._inputs import value_checks as value_checks
 from ._inputs import value_checks_enabled as value_checks_enabled
+from .class_balance import balanced_softmax_loss as balanced_softmax_loss
+from .class_balance import class_balanced_weights as class_balanced_weights
+from .class_balance import ldam_loss as ldam_loss
+from .class_balance import ldam_margins as ldam_margins
+from .class_balance import logit_adjusted_cross_entropy as logit_adjusted_cross_entropy
 from .cross_entropy import binary_cross_entropy as binary_cross_entropy
 from .cross_entropy import cross_entropy as cross_entropy
 from .focal import sigmoid_focal_loss as sigmoid_focal_loss
@@ -14,9 +19,12 @@ from .focal import softmax_focal_loss as softmax_focal_loss
 from .ghm import ghmc_loss as ghmc_loss
 from .hard_truncation import sigmoid_hard_truncation_loss as sigmoid_hard_truncation_loss
 from .hard_truncation import softmax_hard_truncation_loss as softmax_hard_truncation_loss
+from .nn import BalancedSoftmaxLoss as BalancedSoftmaxLoss
 from .nn import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
 from .nn import CrossEntropyLoss as CrossEntropyLoss
 from .nn import GHMCLoss as GHMCLoss
+from .nn import LDAMLoss as LDAMLoss
+from .nn import LogitAdjustedCrossEntropyLoss as LogitAdjustedCrossEntropyLoss
 from .nn import SigmoidFocalLoss as SigmoidFocalLoss
 from .nn import SigmoidHardTruncationLoss as SigmoidHardTruncationLoss
 from .nn import SigmoidSoftTruncationLoss as SigmoidSoftTruncationLoss
@@ -29,18 +37,26 @@ from .soft_truncation import softmax_soft_truncation_loss as softmax_soft_trunca
 __version__ = "0.1.0"
 
 __all__ = [
+    "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
+    "LDAMLoss",
+    "LogitAdjustedCrossEntropyLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "balanced_softmax_loss",
     "binary_cross_entropy",
+    "class_balanced_weights",
     "cross_entropy",
     "ghmc_loss",
+    "ldam_loss",
+    "ldam_margins",
+    "logit_adjusted_cross_entropy",
     "set_value_checks",
     "sigmoid_focal_loss",
     "sigmoid_hard_truncation_loss",

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _inputs as I
+from . import class_balance as cb
 from .cross_entropy import binary_cross_entropy, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 from .ghm import RunningCounts, _ghmc, check_ghmc_options
@@ -20,9 +21,12 @@ from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncati
 from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
 
 __all__ = [
+    "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
+    "LDAMLoss",
+    "LogitAdjustedCrossEntropyLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
@@ -113,6 +117,59 @@ class CrossEntropyLoss(_SoftmaxLoss):
                  sync: bool | object = False) -> None:
         super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim)
+
+
+class LogitAdjustedCrossEntropyLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.logit_adjusted_cross_entropy`; ``class_prior`` is a buffer."""
+
+    _function = staticmethod(cb.logit_adjusted_cross_entropy)
+
+    def __init__(self, *, class_prior: object, tau: float = 1.0, class_weight: Tensor | None = None,
+                 ignore_index: int = -100, label_smoothing: float = 0.0, class_dim: int = 1,
+                 reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim,
+                         tau=I.check_number(name, "tau", tau, low=0.0))
+        self.register_buffer("class_prior", cb._check_prior(name, class_prior))
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "class_prior": self.class_prior}
+
+
+class BalancedSoftmaxLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.balanced_softmax_loss`; ``class_counts`` is a buffer."""
+
+    _function = staticmethod(cb.balanced_softmax_loss)
+
+    def __init__(self, *, class_counts: object, class_weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim)
+        self.register_buffer("class_counts", cb._counts(type(self).__name__, "class_counts", class_counts))
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "class_counts": self.class_counts}
+
+
+class LDAMLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.ldam_loss`; ``class_counts`` is a buffer."""
+
+    _function = staticmethod(cb.ldam_loss)
+
+    def __init__(self, *, class_counts: object, max_margin: float = 0.5, scale: float = 30.0,
+                 class_weight: Tensor | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                 class_dim: int = 1, reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim,
+                         max_margin=I.check_number(name, "max_margin", max_margin, low=0.0),
+                         scale=I.check_number(name, "scale", scale, low=0.0, low_open=True))
+        self.register_buffer("class_counts", cb._counts(name, "class_counts", class_counts))
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "class_counts": self.class_counts}
 
 
 class SigmoidFocalLoss(_Loss):

@@ -38,7 +38,13 @@ LOSSES: dict[str, LossInfo] = {
     "hard": LossInfo("hard-truncated cross-entropy (seed 000)", {"threshold": 0.5}),
     "soft": LossInfo("softened truncation (seed 000)", {"k": 1.0}),
     "ghmc": LossInfo("GHM-C (seed 003; binary only: sigmoid)", {"bins": 10, "momentum": 0.0}),
+    "balanced-softmax": LossInfo("balanced softmax, CE(x + log n_c) (Ren et al. 2020; multi-class only)", {}),
+    "ldam": LossInfo("LDAM, CE(s·(x − m_y)), m_c ∝ n_c^-1/4 (Cao et al. 2019; multi-class only; scale 1 "
+                     "here: the models give raw logits, not the paper's cosine ones)",
+                     {"max_margin": 0.5, "scale": 1.0}),
 }
+
+MULTICLASS_ONLY = {"balanced-softmax", "ldam"}
 
 DEFAULT_LOSSES = ["ce", "weighted-ce", "logit-adjust", "focal", "hard", "soft", "ghmc"]
 
@@ -123,7 +129,11 @@ class TrainingLoss:
             if spec.name == "ghmc" and not self.binary:
                 raise SpecError("--losses: ghmc is defined for binary problems (sigmoid) only; this data has "
                                 f"{num_classes} classes.")
-            self.module = _module(spec.name, self.options, self.binary, sync, ignore_index)
+            if spec.name in MULTICLASS_ONLY and self.binary:
+                raise SpecError(f"--losses: {spec.name} is a multi-class (softmax) loss; this data has 2 classes "
+                                "(logit-adjust is its binary form).")
+            self.module = _module(spec.name, self.options, self.binary, sync, ignore_index,
+                                  counts=None if self.class_counts is None else np.maximum(self.class_counts, 1))
         except (ValueError, TypeError) as err:
             if isinstance(err, SpecError):
                 raise
@@ -175,7 +185,7 @@ class TrainingLoss:
         return self.module(logits, target, sample_weight=self._weights.to(logits.device)[ids])
 
 
-NEEDS_COUNTS = {"weighted-ce", "logit-adjust"}
+NEEDS_COUNTS = {"weighted-ce", "logit-adjust", "balanced-softmax", "ldam"}
 
 
 def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray | None = None, sync: bool = False,
@@ -190,10 +200,15 @@ def build_loss(spec: LossSpec, *, num_classes: int, class_counts: np.ndarray | N
 
 
 def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool,
-            ignore_index: int | None = None) -> torch.nn.Module:
+            ignore_index: int | None = None, counts: np.ndarray | None = None) -> torch.nn.Module:
     common: dict = {"sync": sync}
     if ignore_index is not None:
         common["ignore_index"] = ignore_index
+    if name == "balanced-softmax":
+        return fk.BalancedSoftmaxLoss(class_counts=counts, **common)
+    if name == "ldam":
+        return fk.LDAMLoss(class_counts=counts, max_margin=_num(opts, "max_margin", 0.5),
+                           scale=_num(opts, "scale", 1.0), **common)
     if name in {"ce", "weighted-ce", "logit-adjust"}:
         smoothing = _num(opts, "label_smoothing", 0.0)
         return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing, **common) if binary else fk.CrossEntropyLoss(
