@@ -29,6 +29,12 @@ SIGMOID = [
     Case("sigmoid_soft_truncation_loss", fk.sigmoid_soft_truncation_loss, fk.SigmoidSoftTruncationLoss, "sigmoid",
          {"k": 1.5}),
     Case("ghmc_loss", fk.ghmc_loss, fk.GHMCLoss, "sigmoid", {"bins": 10}),
+    Case("asymmetric_loss", fk.asymmetric_loss, fk.AsymmetricLoss, "sigmoid",
+         {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}),
+    Case("asymmetric_loss[fractional]", fk.asymmetric_loss, fk.AsymmetricLoss, "sigmoid",
+         {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.0}),
+    Case("poly1_focal_loss", fk.poly1_focal_loss, fk.Poly1FocalLoss, "sigmoid",
+         {"epsilon": 1.0, "alpha": 0.25, "gamma": 2.0}),
 ]
 SOFTMAX = [
     Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax", {"label_smoothing": 0.1}),
@@ -39,6 +45,7 @@ SOFTMAX = [
          {"k": 1.0}),
     Case("softmax_soft_truncation_loss[complement]", fk.softmax_soft_truncation_loss, fk.SoftmaxSoftTruncationLoss,
          "softmax", {"k": 2.0, "weighting": "complement"}),
+    Case("poly1_cross_entropy", fk.poly1_cross_entropy, fk.Poly1CrossEntropyLoss, "softmax", {"epsilon": 2.0}),
 ]
 ALL = SIGMOID + SOFTMAX
 

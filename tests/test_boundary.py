@@ -110,6 +110,12 @@ def _true_loss(name, x, y, **o):
         k = o["k"]
         _, _, u, ubar = _true_terms(k * x.double())
         return y * ubar * n_pos + (1 - y) * u * n_neg
+    if name == "polyfocal":
+        q = y * sbar + (1 - y) * s
+        a = o["alpha"] * y + (1 - o["alpha"]) * (1 - y)
+        return a * q ** o["gamma"] * bce + o["epsilon"] * q ** (o["gamma"] + 1)
+    if name == "asl":  # clip = 0 only: the shifted probability's log is not written without cancellation here
+        return y * sbar ** o["gamma_pos"] * n_pos + (1 - y) * s ** o["gamma_neg"] * n_neg
     raise ValueError(name)
 
 
@@ -121,6 +127,10 @@ ACCURACY = [
     ("hard", fk.sigmoid_hard_truncation_loss, {"threshold": 0.5}),
     ("soft", fk.sigmoid_soft_truncation_loss, {"k": 1.0}),
     ("soft", fk.sigmoid_soft_truncation_loss, {"k": 2.0}),
+    ("polyfocal", fk.poly1_focal_loss, {"alpha": 0.25, "gamma": 2.0, "epsilon": 1.0}),
+    ("polyfocal", fk.poly1_focal_loss, {"alpha": 0.25, "gamma": 0.5, "epsilon": 0.5}),
+    ("asl", fk.asymmetric_loss, {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.0}),
+    ("asl", fk.asymmetric_loss, {"gamma_pos": 0.0, "gamma_neg": 2.5, "clip": 0.0}),
 ]
 
 

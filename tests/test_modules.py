@@ -28,6 +28,21 @@ def test_module_equals_function(case, reduction):
     assert "reduction=" in repr(module)
 
 
+@pytest.mark.parametrize("case", [c for c in ALL if c.module is not fk.GHMCLoss], ids=str)  # GHM-C: distributed
+def test_module_passes_sync_to_the_function(case, monkeypatch):
+    """``sync=`` reaches the call (SigmoidHardTruncationLoss dropped it: its loss was each rank's own)."""
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return torch.zeros(())
+
+    monkeypatch.setattr(case.module, "_function", staticmethod(spy))
+    x, y = _data(case)
+    case.module(sync=True, **case.options)(x, y)
+    assert seen["sync"] is True
+
+
 def test_tensors_are_buffers_and_follow_the_module():
     m = fk.SoftmaxFocalLoss(alpha=[0.2, 0.3, 0.5], class_weight=[1.0, 2.0, 3.0])
     names = dict(m.named_buffers())

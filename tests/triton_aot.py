@@ -18,7 +18,7 @@ import sys
 
 
 def _scalars(dtype: str) -> dict[str, str]:
-    return {name: dtype for name in ("alpha_v", "gamma_v", "thr_v", "k_v", "eps_v")}
+    return {name: dtype for name in ("alpha_v", "gamma_v", "thr_v", "k_v", "eps_v", "gneg_v", "clip_v", "poly_v")}
 
 
 def _sigmoid(cfg, mode: str, has_w: bool, pattern: tuple[bool, ...] | None = None) -> tuple[object, dict, dict]:

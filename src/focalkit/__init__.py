@@ -7,6 +7,7 @@ Each loss comes as a function (``focalkit.sigmoid_focal_loss``) and an ``nn.Modu
 from ._inputs import set_value_checks as set_value_checks
 from ._inputs import value_checks as value_checks
 from ._inputs import value_checks_enabled as value_checks_enabled
+from .asymmetric import asymmetric_loss as asymmetric_loss
 from .class_balance import balanced_softmax_loss as balanced_softmax_loss
 from .class_balance import class_balanced_weights as class_balanced_weights
 from .class_balance import ldam_loss as ldam_loss
@@ -19,36 +20,45 @@ from .focal import softmax_focal_loss as softmax_focal_loss
 from .ghm import ghmc_loss as ghmc_loss
 from .hard_truncation import sigmoid_hard_truncation_loss as sigmoid_hard_truncation_loss
 from .hard_truncation import softmax_hard_truncation_loss as softmax_hard_truncation_loss
+from .nn import AsymmetricLoss as AsymmetricLoss
 from .nn import BalancedSoftmaxLoss as BalancedSoftmaxLoss
 from .nn import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
 from .nn import CrossEntropyLoss as CrossEntropyLoss
 from .nn import GHMCLoss as GHMCLoss
 from .nn import LDAMLoss as LDAMLoss
 from .nn import LogitAdjustedCrossEntropyLoss as LogitAdjustedCrossEntropyLoss
+from .nn import Poly1CrossEntropyLoss as Poly1CrossEntropyLoss
+from .nn import Poly1FocalLoss as Poly1FocalLoss
 from .nn import SigmoidFocalLoss as SigmoidFocalLoss
 from .nn import SigmoidHardTruncationLoss as SigmoidHardTruncationLoss
 from .nn import SigmoidSoftTruncationLoss as SigmoidSoftTruncationLoss
 from .nn import SoftmaxFocalLoss as SoftmaxFocalLoss
 from .nn import SoftmaxHardTruncationLoss as SoftmaxHardTruncationLoss
 from .nn import SoftmaxSoftTruncationLoss as SoftmaxSoftTruncationLoss
+from .poly import poly1_cross_entropy as poly1_cross_entropy
+from .poly import poly1_focal_loss as poly1_focal_loss
 from .soft_truncation import sigmoid_soft_truncation_loss as sigmoid_soft_truncation_loss
 from .soft_truncation import softmax_soft_truncation_loss as softmax_soft_truncation_loss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsymmetricLoss",
     "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
     "LDAMLoss",
     "LogitAdjustedCrossEntropyLoss",
+    "Poly1CrossEntropyLoss",
+    "Poly1FocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "asymmetric_loss",
     "balanced_softmax_loss",
     "binary_cross_entropy",
     "class_balanced_weights",
@@ -57,6 +67,8 @@ __all__ = [
     "ldam_loss",
     "ldam_margins",
     "logit_adjusted_cross_entropy",
+    "poly1_cross_entropy",
+    "poly1_focal_loss",
     "set_value_checks",
     "sigmoid_focal_loss",
     "sigmoid_hard_truncation_loss",

@@ -21,6 +21,12 @@ and a target ``y ∈ [0, 1]``. ``s̄`` and ``n₊`` are computed as written on t
 - softened truncation: ``u = σ(Kx)``, ``ū = 1 − u``: ``ℓ = y ū n₊ + (1−y) u n₋``;
   ``ℓ' = y (−K u ū n₊ − ū s̄) + (1−y)(K u ū n₋ + u s)``.
 - GHM-C: ``ℓ = β B``, ``ℓ' = β (s − y)`` with ``β`` from the gradient-norm histogram.
+- poly-1 focal: focal plus ``ε q^{γ+1}`` (no ``α`` on it, as the paper's code); its slope is ``ε(γ+1) q^γ q'``.
+- asymmetric (ASL): ``ℓ = y s̄^{γ₊} n₊ + (1−y) m^{γ₋} L`` with the shifted probability ``m = max(s − c, 0)``,
+  ``u = 1 − m`` and ``L = −log u = −log1p(−m)`` (``n₋`` itself when ``c = 0``).
+  ``ℓ' = −y s̄^{γ₊}(γ₊ s n₊ + s̄) + (1−y) θ(m) s s̄ m^{γ₋} (γ₋ r + 1/u)`` with ``r = L/m ∈ [1, ∞)``
+  (``1 + m/2`` for small ``m``), which keeps ``γ₋ m^{γ₋−1} L`` finite for ``γ₋ < 1``; for ``c = 0`` the second
+  part is ``(1−y) s^{γ₋}(γ₋ s̄ n₋ + s)``, the first one mirrored.
 
 Softmax family
 --------------
@@ -33,7 +39,8 @@ probabilities, times ``α_c`` and class weights):
 ``ℓ = −Σ_c a_c L_c`` with ``a_c = q_c w_c``, and ``∂ℓ/∂x = (p Σa − a) + (v Σb − b)`` with ``b_c = q_c φ_c L_c``.
 
 For focal, ``φ_c L_c = γ p_c (1 − p_c)^γ · r_c`` with ``r_c = −log p_c / (1 − p_c) ∈ [1, ∞)``, bounded
-where it matters.
+where it matters. Poly-1 adds ``ε Σ_c q_c (1 − p_c)`` (``ε (1 − p_t)`` for a one-hot ``q``), whose gradient is
+``p Σb − b`` with ``b_c = ε q_c p_c``; ``1 − p_c`` is taken from the same sums as ``log(1 − p_c)``.
 
 ``log S`` (``e = exp(x − max)``, ``S = Σe``) is taken as ``log1p`` of a sum that leaves one class out
 and never adds it: the row's leader (probability targets: its ``e`` is exactly 1) or the target
@@ -60,8 +67,8 @@ __all__ = [
     "softmax_terms_sparse",
 ]
 
-SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc")
-SOFTMAX_FAMILIES = ("ce", "focal", "hard", "soft", "complement")
+SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc", "asl", "polyfocal")
+SOFTMAX_FAMILIES = ("ce", "focal", "hard", "soft", "complement", "poly")
 
 
 def _is_number(v: Any) -> bool:
@@ -116,11 +123,15 @@ def heaviside(ops: Any, z: Any) -> Any:
 
 def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_weight: Any = None,
                   alpha: float | None = None, gamma: float = 2.0, threshold: float = 0.5, k: float = 1.0,
-                  beta: Any = None, tiny: float = 1e-30) -> tuple[Any, Any, Any]:
+                  beta: Any = None, tiny: float = 1e-30, gamma_neg: float = 4.0, clip: float = 0.0,
+                  epsilon: float = 0.0) -> tuple[Any, Any, Any]:
     """Per-element loss, and its first (``order ≥ 1``) and second (``order ≥ 2``) derivative in ``x``.
 
-    ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``.
+    ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``. ``gamma`` is
+    ASL's ``γ₊``, ``gamma_neg`` its ``γ₋`` and ``clip`` its shift ``c``; ``epsilon`` is poly-1's ``ε``.
     """
+    if family == "asl":
+        return _asl_terms(ops, x, y, order=order, gamma_pos=gamma, gamma_neg=gamma_neg, clip=clip, tiny=tiny)
     s = ops.sigmoid(x)
     n_neg = ops.softplus(x)  # −log σ(−x)
     n_pos = ops.softplus(-x)  # −log σ(x), never softplus(x) − x: that cancels for large x
@@ -128,7 +139,7 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     plain = (family == "bce" and pos_weight is None) or family == "ghmc"
     # σ(−x) itself, never 1 − σ(x): exact where σ(x) rounds to 1 (not formed where nothing needs it)
     sbar = ops.sigmoid(-x) if not plain or order >= 2 else None
-    if plain or family == "focal":
+    if plain or family in ("focal", "polyfocal"):
         bce = ops.fma(ybar * n_neg, y, n_pos)  # y n₊ + (1−y) n₋: both terms ≥ 0, no cancellation for any y
         # s − y: as PyTorch's BCE (an absolute error of one rounding of 1) for the plain forms; focal's
         # gradient lives in the tail where that cancels, so it takes (1 − y) σ(x) − y σ(−x)
@@ -143,13 +154,16 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         return loss, grad, hess
     if family == "ghmc":
         return beta * bce, beta * dbce if order >= 1 else None, beta * d2bce if order >= 2 else None
-    if family == "focal":
+    if family in ("focal", "polyfocal"):
         t = 1.0 - 2.0 * y
         q = ops.fma(ybar * s, y, sbar)  # 1 − p_t = y σ(−x) + (1−y) σ(x): no cancellation when p_t is near 1
         m = _power(ops, q, gamma, tiny)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
         abce = a * bce
         loss = m * abce
+        poly = family == "polyfocal" and not is_zero(epsilon)
+        if poly:
+            loss = loss + epsilon * (m * q)  # ε q^{γ+1}
         if order == 0:
             return loss, None, None
         dq = t * s * sbar
@@ -158,6 +172,8 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         else:
             m1 = _power(ops, q, gamma - 1.0, tiny)  # q^{γ−1}
             grad = (gamma * m1 * dq) * abce + (a * m) * dbce
+        if poly:
+            grad = grad + (epsilon * (gamma + 1.0)) * m * dq
         if order == 1:
             return loss, grad, None
         # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''
@@ -166,6 +182,8 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         d2m = (gamma * (gamma - 1.0) * _power(ops, q, gamma - 2.0, tiny) * dq * dq
                + gamma * _power(ops, q, gamma - 1.0, tiny) * d2q) if not is_zero(gamma) else 0.0 * q
         hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
+        if poly:  # ε(γ+1)(γ q^{γ−1} q'² + q^γ q'')
+            hess = hess + (epsilon * (gamma + 1.0)) * (dm * dq + m * d2q)
         return loss, grad, hess
     if family == "hard":
         keep_pos = heaviside(ops, threshold - s)
@@ -192,6 +210,48 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
                 + ybar * (k * duu * n_neg + 2.0 * k * uu * s + u * s * sbar))
         return loss, grad, hess
     raise ValueError(f"sigmoid_terms: unknown family {family!r}")
+
+
+def _asl_terms(ops: Any, x: Any, y: Any, *, order: int, gamma_pos: float, gamma_neg: float, clip: float,
+               tiny: float) -> tuple[Any, Any, Any]:
+    """The asymmetric loss (Ridnik et al. 2021) and its derivatives; see the module docstring."""
+    s = ops.sigmoid(x)
+    sbar = ops.sigmoid(-x)
+    n_pos = ops.softplus(-x)
+    ybar = 1.0 - y
+    wp = _power(ops, sbar, gamma_pos, tiny)  # (1 − p)^{γ₊}
+    if is_zero(clip):
+        m = s
+        big_l = ops.softplus(x)  # −log(1 − p), exact for large x
+    else:
+        m = ops.maximum(s - clip, 0.0)
+        big_l = -ops.log1p(-m)
+    wn = _power(ops, m, gamma_neg, tiny)  # m^{γ₋}
+    loss = y * wp * n_pos + ybar * wn * big_l
+    if order == 0:
+        return loss, None, None
+    g_pos = gamma_pos * s * n_pos + sbar  # −dP / (y s̄^{γ₊})
+    if is_zero(clip):
+        g_neg = gamma_neg * sbar * big_l + s  # dN / ((1−y) s^{γ₋})
+        grad = ybar * wn * g_neg - y * wp * g_pos
+    else:
+        u = 1.0 - m  # ≥ c > 0
+        r = ops.where(m > 1e-4, big_l / ops.maximum(m, tiny), 1.0 + 0.5 * m)  # L / m
+        d = s * sbar
+        h = gamma_neg * r + 1.0 / u
+        grad = ops.where(m > 0.0, ybar * d * wn * h, 0.0) - y * wp * g_pos
+    if order == 1:
+        return loss, grad, None
+    # P'' = y s s̄^{γ₊} [γ₊ G − s̄ (γ₊ n₊ − γ₊ − 1)] with G = g_pos
+    hess = y * s * wp * (gamma_pos * g_pos - sbar * (gamma_pos * n_pos - gamma_pos - 1.0))
+    if is_zero(clip):  # the mirror image: s ↔ s̄, n₊ ↔ n₋
+        hess = hess + ybar * sbar * wn * (gamma_neg * g_neg - s * (gamma_neg * big_l - gamma_neg - 1.0))
+    else:  # N'' = (1−y) D [(s̄ − s) H + D H'], H = m^{γ₋}(γ₋ r + 1/u)
+        wn1 = _power(ops, m, gamma_neg - 1.0, tiny)
+        wn2 = _power(ops, m, gamma_neg - 2.0, tiny)
+        dh = gamma_neg * (gamma_neg - 1.0) * wn2 * big_l + 2.0 * gamma_neg * wn1 / u + wn / (u * u)
+        hess = hess + ops.where(m > 0.0, ybar * d * ((sbar - s) * wn * h + d * dh), 0.0)
+    return loss, grad, hess
 
 
 def leader_rest(ops: Any, e: Any, axis: int) -> tuple[Any, Any]:
@@ -223,7 +283,8 @@ def log_one_minus_softmax(ops: Any, z: Any, log_p: Any, rest: Any) -> Any:
 
 
 def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order: int = 1, gamma: float = 2.0,
-                  threshold: float = 0.5, k: float = 1.0, keepdims: bool = False) -> tuple[Any, Any]:
+                  threshold: float = 0.5, k: float = 1.0, keepdims: bool = False,
+                  epsilon: float = 1.0) -> tuple[Any, Any]:
     """Per-sample loss ``ℓ = −Σ_c a_c L_c`` (summed over ``axis``, kept at size 1 with ``keepdims``) and
     its gradient in ``x``.
 
@@ -233,8 +294,12 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
     log_p, p, rest = log_softmax_parts(ops, x, axis)
     v = p
     phi_l = None  # φ_c · L_c
+    extra = None  # an added term Σ_c q_c e_c (poly-1), with its gradient's b_c
     if family == "ce":
         w = None
+    elif family == "poly":
+        w = None
+        extra = (epsilon * ops.exp(log_one_minus_softmax(ops, x, log_p, rest)), epsilon * p)
     elif family == "focal":
         log1m = log_one_minus_softmax(ops, x, log_p, rest)
         w = ops.exp(gamma * log1m) if not is_zero(gamma) else None
@@ -257,12 +322,17 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
         raise ValueError(f"softmax_terms: unknown family {family!r}")
     a = q if w is None else q * w
     loss = -ops.sum(a * log_p, axis, keepdims=keepdims)
+    if extra is not None:
+        loss = loss + ops.sum(q * extra[0], axis, keepdims=keepdims)
     if order == 0:
         return loss, None
     grad = p * ops.sum(a, axis, keepdims=True) - a
     if phi_l is not None:
         b = q * phi_l
         grad = grad + v * ops.sum(b, axis, keepdims=True) - b
+    if extra is not None:  # ∂(1 − p_c)/∂x_j = p_c (p_j − δ_cj)
+        b = q * extra[1]
+        grad = grad + p * ops.sum(b, axis, keepdims=True) - b
     return loss, grad
 
 
@@ -275,7 +345,7 @@ def _rest_of_target(ops: Any, e: Any, index: Any, rest: Any, total: Any, axis: i
 
 def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = 1,
                          order: int = 1, gamma: float = 2.0, threshold: float = 0.5,
-                         k: float = 1.0) -> tuple[Any, Any]:
+                         k: float = 1.0, epsilon: float = 1.0) -> tuple[Any, Any]:
     """:func:`softmax_terms` for class ids: only the target's weight ``w_t`` is formed.
 
     ``index`` holds the class ids with the class axis kept (size 1); ``target_weight`` is
@@ -289,8 +359,13 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     log_s = ops.log1p(rest)
     log_pt = ops.take(z, index, axis) - log_s
     b = v = None  # v None: the derivative of w_t runs along p itself
+    extra = None
     if family == "ce":
         a = target_weight
+    elif family == "poly":  # + ε q_t (1 − p_t), 1 − p_t = R_t / S
+        a = target_weight
+        extra = target_weight * epsilon * ops.exp(ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s)
+        b = target_weight * epsilon * ops.exp(log_pt)
     elif family == "focal":
         log1m = ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s
         w = ops.exp(gamma * log1m) if not is_zero(gamma) else 1.0
@@ -317,6 +392,8 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
     else:
         raise ValueError(f"softmax_terms_sparse: unknown family {family!r}")
     loss = -a * log_pt
+    if extra is not None:
+        loss = loss + extra
     if order == 0:
         return loss, None
     p = e / total_e
@@ -330,13 +407,15 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
 
 
 def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = -1,
-                                gamma: float = 2.0, threshold: float = 0.5) -> tuple[Any, Any, Any]:
+                                gamma: float = 2.0, threshold: float = 0.5,
+                                epsilon: float = 1.0) -> tuple[Any, Any, Any]:
     r"""Loss, gradient and diagonal Hessian of a class-id softmax loss that depends on ``p_t`` alone.
 
     With ``ℓ = q_t f(p_t)`` and ``∂p_t/∂x_j = p_t (δ_{tj} − p_j)``:
     ``∂ℓ/∂x_j = q_t f'(p_t) p_t (δ_{tj} − p_j)`` and
     ``∂²ℓ/∂x_j² = q_t [f''(p_t) p_t² (δ_{tj} − p_j)² + f'(p_t) p_t ((δ_{tj} − p_j)² − p_j (1 − p_j))]``.
-    Cross-entropy: ``f = −log u``; focal: ``f = −(1−u)^γ log u``; hard truncation: ``f = −θ(m − u) log u``
+    Cross-entropy: ``f = −log u``; poly-1: ``f = −log u + ε(1 − u)``; focal: ``f = −(1−u)^γ log u``;
+    hard truncation: ``f = −θ(m − u) log u``
     with ``θ`` held constant. For cross-entropy the diagonal is the familiar ``p_j (1 − p_j)``.
     Used in float64 by the gradient-boosting objectives.
     """
@@ -350,6 +429,9 @@ def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, targe
     if family == "ce" or family == "hard":
         lam = 1.0 if family == "ce" else heaviside(ops, threshold - u)
         f, f1, f2 = -lam * log_u, -lam / u, lam / (u * u)
+    elif family == "poly":  # f = −log u + ε (1 − u)
+        one_minus = _rest_of_target(ops, e, index, rest, total_e, axis) / total_e
+        f, f1, f2 = -log_u + epsilon * one_minus, -1.0 / u - epsilon, 1.0 / (u * u)
     elif family == "focal":
         one_minus = _rest_of_target(ops, e, index, rest, total_e, axis) / total_e
         w = _power(ops, one_minus, gamma, 1e-300)

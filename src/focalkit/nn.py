@@ -14,19 +14,24 @@ from torch import Tensor, nn
 
 from . import _inputs as I
 from . import class_balance as cb
+from .asymmetric import asymmetric_loss
 from .cross_entropy import binary_cross_entropy, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 from .ghm import RunningCounts, _ghmc, check_ghmc_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
+from .poly import _epsilon, poly1_cross_entropy, poly1_focal_loss
 from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
 
 __all__ = [
+    "AsymmetricLoss",
     "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
     "LDAMLoss",
     "LogitAdjustedCrossEntropyLoss",
+    "Poly1CrossEntropyLoss",
+    "Poly1FocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
@@ -207,6 +212,51 @@ class SoftmaxFocalLoss(_SoftmaxLoss):
         return {**super()._kwargs(), "alpha": self.alpha}
 
 
+class AsymmetricLoss(_Loss):
+    """Module face of :func:`focalkit.asymmetric_loss`."""
+
+    _function = staticmethod(asymmetric_loss)
+
+    def __init__(self, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
+                 label_smoothing: float = 0.0, ignore_index: int | None = None, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync,
+                         gamma_pos=I.check_number(name, "gamma_pos", gamma_pos, low=0.0),
+                         gamma_neg=I.check_number(name, "gamma_neg", gamma_neg, low=0.0),
+                         clip=I.check_number(name, "clip", clip, low=0.0, high=1.0, high_open=True),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class Poly1FocalLoss(_Loss):
+    """Module face of :func:`focalkit.poly1_focal_loss`."""
+
+    _function = staticmethod(poly1_focal_loss)
+
+    def __init__(self, *, epsilon: float = 1.0, alpha: float | None = 0.25, gamma: float = 2.0,
+                 label_smoothing: float = 0.0, ignore_index: int | None = None, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, epsilon=_epsilon(name, epsilon),
+                         alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
+                         label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class Poly1CrossEntropyLoss(_SoftmaxLoss):
+    """Module face of :func:`focalkit.poly1_cross_entropy`."""
+
+    _function = staticmethod(poly1_cross_entropy)
+
+    def __init__(self, *, epsilon: float = 1.0, class_weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, class_dim=class_dim,
+                         epsilon=_epsilon(type(self).__name__, epsilon))
+
+
 class SigmoidHardTruncationLoss(_Loss):
     """Module face of :func:`focalkit.sigmoid_hard_truncation_loss`."""
 
@@ -215,7 +265,7 @@ class SigmoidHardTruncationLoss(_Loss):
     def __init__(self, *, threshold: float = 0.5, label_smoothing: float = 0.0, ignore_index: int | None = None,
                  reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction,
+        super().__init__(reduction, sync=sync,
                          threshold=I.check_number(name, "threshold", threshold, low=0.0, high=1.0, low_open=True),
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))

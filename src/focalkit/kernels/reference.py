@@ -36,6 +36,9 @@ class SigmoidConfig:
     ignore_index: int | None = None
     bins: int = 1
     sync: Any = None  # None/False: local; True: the default process group; or a ProcessGroup
+    gamma_neg: float = 4.0  # ASL's γ₋ (``gamma`` is its γ₊)
+    clip: float = 0.0  # ASL's probability shift
+    epsilon: float = 0.0  # poly-1's ε
 
 
 def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
@@ -139,7 +142,7 @@ def sigmoid_reference(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor |
 
 @dataclass(frozen=True)
 class SoftmaxConfig:
-    family: str  # ce, focal, hard, soft, complement
+    family: str  # ce, focal, hard, soft, complement, poly
     reduction: str
     dtype: torch.dtype
     gamma: float = 2.0
@@ -149,6 +152,7 @@ class SoftmaxConfig:
     ignore_index: int = -100
     sparse: bool = True
     sync: Any = None
+    epsilon: float = 0.0  # poly-1's ε
 
 
 def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, class_factor: Tensor | None,

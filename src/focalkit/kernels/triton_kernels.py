@@ -81,17 +81,17 @@ _cache: OrderedDict[Any, Any] = OrderedDict()
 # Options a kernel takes at run time (one kernel serves every value: a γ schedule or an adaptive γ does not
 # compile a kernel per step), and the value at which it is specialised instead because that removes work.
 _RUNTIME = (("alpha", "alpha_v"), ("gamma", "gamma_v"), ("threshold", "thr_v"), ("k", "k_v"),
-            ("label_smoothing", "eps_v"))
+            ("label_smoothing", "eps_v"), ("gamma_neg", "gneg_v"), ("clip", "clip_v"), ("epsilon", "poly_v"))
 
 
 def _specialised(option: str, value: Any) -> bool:
     if option == "alpha":
         return value is None  # no α: no weighting at all
-    if option == "gamma":
+    if option in ("gamma", "gamma_neg"):
         return _whole(value)  # products instead of exp/log, and γ = 0 drops the modulating factor
     if option == "k":
         return is_one(value)  # σ(kx) is σ(x): one exp fewer
-    if option == "label_smoothing":
+    if option in ("label_smoothing", "clip", "epsilon"):
         return is_zero(value)
     return False
 
