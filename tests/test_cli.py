@@ -178,6 +178,7 @@ def test_out_replaces_only_a_previous_report_and_only_if_it_holds_nothing_else(t
     assert main(["curves", "--out", str(out)]) == 0
     marker = json.loads((out / ".focalkit-report").read_text())
     assert sorted(marker["files"]) == sorted(p.name for p in out.glob("*.png"))
+    assert "curve_asl_poly_weights.png" in marker["files"]
     (out / "curve_loss_vs_pt.png").write_bytes(b"old")
     assert main(["curves", "--out", str(out)]) == 0  # a previous report is replaced whole
     assert (out / "curve_loss_vs_pt.png").read_bytes() != b"old"

@@ -285,7 +285,7 @@ def test_boosted_trees_end_to_end(tmp_path, capsys, library):
     pytest.importorskip(library)
     out = tmp_path / library
     rc = main(["compare", "--model", library, "--losses", "ce", "weighted-ce", "logit-adjust", "focal", "soft",
-               "ghmc", "--seeds", "3", "--lrs", "0.3", "--out", str(out), "--jobs", "1"])
+               "ghmc", "asl", "poly1", "--seeds", "3", "--lrs", "0.3", "--out", str(out), "--jobs", "1"])
     assert rc == 0, capsys.readouterr().err
     summary = _summary(out)
     assert {c["verdict"] for c in summary["comparisons"]} <= {"better", "worse", "no effect", "inconclusive"}
@@ -397,10 +397,11 @@ def test_boosted_trees_multiclass_and_the_unavailable_objectives(tmp_path, capsy
     assert rc == 2
     assert "no multi-class boosting objective" in capsys.readouterr().err
     rc = main(["compare", "--model", "xgboost", "--data", "digits-lt@20", "--losses", "ce", "focal", "weighted-ce",
-               "--out", str(tmp_path / "x"), *TINY])
+               "poly1", "--out", str(tmp_path / "x"), *TINY])
     assert rc == 0
     summary = _summary(tmp_path / "x")
     assert "ce+posthoc-la" in [c["loss"] for c in summary["comparisons"]]  # the post-hoc control
+    assert "poly1" in summary["metrics"]  # softmax_poly1_objective
     assert "balanced_accuracy" in summary["metric_names"]
 
 
@@ -418,6 +419,24 @@ def test_balanced_softmax_and_ldam_as_compare_losses(tmp_path, capsys):
     assert "ldam is a multi-class (softmax) loss; this data has 2 classes" in capsys.readouterr().err
 
 
+def test_asl_and_poly1_as_compare_losses(tmp_path, capsys):
+    out = tmp_path / "b"
+    rc = main(["compare", "--losses", "ce", "poly1:epsilon=0", "asl:gamma_neg=0,clip=0", "poly1", "asl", "--out",
+               str(out), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    metrics = _summary(out)["metrics"]
+    for same in ("poly1:epsilon=0", "asl:gamma_neg=0,clip=0"):  # cross-entropy itself: the same models
+        assert metrics[same]["ap"]["mean"] == pytest.approx(metrics["ce"]["ap"]["mean"], abs=1e-6), same
+    assert metrics["poly1"]["ap"]["mean"] != metrics["ce"]["ap"]["mean"]
+    rc = main(["compare", "--data", "digits-lt@20", "--losses", "ce", "poly1:epsilon=2", "--model", "linear",
+               "--out", str(tmp_path / "m"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    assert "poly1:epsilon=2" in _summary(tmp_path / "m")["metrics"]
+    rc = main(["compare", "--data", "digits-lt@20", "--losses", "ce", "asl", "--out", str(tmp_path / "x"), *TINY])
+    assert rc == 2
+    assert "asl is defined for binary problems (sigmoid) only" in capsys.readouterr().err
+
+
 def test_scenes_are_deterministic_and_rare():
     from focalkit.compare.tasks.scenes import make_scenes
 
@@ -431,13 +450,14 @@ def test_scenes_are_deterministic_and_rare():
 
 def test_scenes_end_to_end(tmp_path, capsys):
     out = tmp_path / "s"
-    rc = main(["compare", "--data", "scenes@60", "--losses", "ce", "focal", "ghmc", "--seeds", "3", "--epochs", "2",
-               "--lrs", "0.01", "--jobs", "1", "--out", str(out)])
+    rc = main(["compare", "--data", "scenes@60", "--losses", "ce", "focal", "ghmc", "asl", "--seeds", "3",
+               "--epochs", "2", "--lrs", "0.01", "--jobs", "1", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     summary = _summary(out)
     assert "iou" in summary["metric_names"]
     assert "fully convolutional" in summary["task"]
     assert summary["class_names"] == ["background", "object"]
+    assert "asl" in summary["metrics"]
     assert (out / "forest.png").exists()
     assert (out / "ghm_grad_norms.png").exists()
 

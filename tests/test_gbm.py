@@ -25,6 +25,16 @@ OBJECTIVES = {
              lambda x, y: fk.sigmoid_soft_truncation_loss(x, y, k=1.5, reduction="sum")),
     "soft/k=1": (gbm.soft_truncation_objective(k=1.0),
                  lambda x, y: fk.sigmoid_soft_truncation_loss(x, y, k=1.0, reduction="sum")),
+    "asl": (gbm.asymmetric_objective(), lambda x, y: fk.asymmetric_loss(x, y, reduction="sum")),
+    "asl/clip=0": (gbm.asymmetric_objective(gamma_pos=1.0, gamma_neg=2.5, clip=0.0),
+                   lambda x, y: fk.asymmetric_loss(x, y, gamma_pos=1.0, gamma_neg=2.5, clip=0.0, reduction="sum")),
+    "asl/fractional": (gbm.asymmetric_objective(gamma_pos=0.5, gamma_neg=1.5, clip=0.2),
+                       lambda x, y: fk.asymmetric_loss(x, y, gamma_pos=0.5, gamma_neg=1.5, clip=0.2,
+                                                       reduction="sum")),
+    "poly1_focal": (gbm.poly1_focal_objective(), lambda x, y: fk.poly1_focal_loss(x, y, reduction="sum")),
+    "poly1_focal/gamma=0": (gbm.poly1_focal_objective(epsilon=-0.5, alpha=None, gamma=0.0),
+                            lambda x, y: fk.poly1_focal_loss(x, y, epsilon=-0.5, alpha=None, gamma=0.0,
+                                                             reduction="sum")),
 }
 
 
@@ -80,6 +90,66 @@ def test_softmax_focal_gradient_and_diagonal_hessian(gamma, agree):
     diag = torch.stack([torch.autograd.grad(g[:, c].sum(), xt, retain_graph=True)[0][:, c] for c in range(4)], 1)
     agree("gbm: softmax gradient vs torch.autograd", grad, g.detach().numpy(), rtol=1e-9, atol=1e-12)
     agree("gbm: softmax diagonal Hessian vs torch.autograd", hess, diag.numpy(), rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("epsilon", [-1.0, 0.0, 2.0])
+def test_softmax_poly1_gradient_and_diagonal_hessian(epsilon, agree):
+    rng = np.random.default_rng(4)
+    x = rng.normal(scale=2.0, size=(30, 4))
+    t = rng.integers(0, 4, size=30)
+    objective = gbm.softmax_poly1_objective(4, epsilon=epsilon)
+    loss_np, grad, hess = objective.terms(x, t.astype(float), order=2)
+    xt = torch.tensor(x, requires_grad=True)
+    loss = fk.poly1_cross_entropy(xt, torch.tensor(t), epsilon=epsilon, reduction="sum")
+    (g,) = torch.autograd.grad(loss, xt, create_graph=True)
+    diag = torch.stack([torch.autograd.grad(g[:, c].sum(), xt, retain_graph=True)[0][:, c] for c in range(4)], 1)
+    agree("gbm: softmax gradient vs torch.autograd", grad, g.detach().numpy(), rtol=1e-9, atol=1e-12)
+    agree("gbm: softmax diagonal Hessian vs torch.autograd", hess, diag.numpy(), rtol=1e-7, atol=1e-10)
+    agree("gbm: loss vs PyTorch core", loss_np.sum(), loss.detach(), rtol=1e-12)
+    if epsilon == 0.0:
+        _, g0, h0 = gbm.softmax_focal_objective(4, gamma=0.0).terms(x, t.astype(float), order=2)
+        np.testing.assert_allclose(grad, g0, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(hess, h0, rtol=1e-12, atol=1e-15)
+
+
+def test_class_balanced_sample_weight():
+    y = np.array([0, 0, 0, 1, 2, 0, 1])
+    w = gbm.class_balanced_sample_weight(y, beta=0.9)
+    expected = fk.class_balanced_weights([4, 2, 1], beta=0.9).double().numpy()[y]
+    np.testing.assert_allclose(w, expected, rtol=1e-12)
+    np.testing.assert_allclose(gbm.class_balanced_sample_weight([1, 0], class_counts=[90, 10], beta=0.99),
+                               fk.class_balanced_weights([90, 10], beta=0.99).double().numpy()[[1, 0]], rtol=1e-12)
+    with pytest.raises(ValueError, match="class_balanced_sample_weight: labels must be class ids"):
+        gbm.class_balanced_sample_weight([0, 1.5])
+    with pytest.raises(ValueError, match="class_counts has 2 classes; labels go up to 2"):
+        gbm.class_balanced_sample_weight([0, 2], class_counts=[3, 4])
+    with pytest.raises(ValueError, match="class_balanced_weights: class_counts must be finite and > 0"):
+        gbm.class_balanced_sample_weight([0, 0, 2])  # class 1 has no row: no finite weight
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_asl_and_poly1_objectives_train_on_imbalanced_breast_cancer(library):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import average_precision_score
+
+    x, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(0)
+    keep = (y == 0) | (rng.random(len(y)) < 0.15)  # malignant (0) is common here: make label 1 rare
+    x, y = x[keep], y[keep].astype(float)
+    order = rng.permutation(len(y))
+    x, y = x[order], y[order]
+    train, test = slice(0, 180), slice(180, None)  # 265 rows, 53 of them label 1
+    weights = gbm.class_balanced_sample_weight(y[train], beta=0.99)
+    for objective in (gbm.asymmetric_objective(), gbm.asymmetric_objective(clip=0.0), gbm.poly1_focal_objective()):
+        if library == "xgboost":
+            booster = xgb.train({"base_score": 0.0, "max_depth": 2, "eta": 0.3, "disable_default_eval_metric": 1},
+                                xgb.DMatrix(x[train], y[train], weight=weights), 30, obj=objective)
+            raw = booster.predict(xgb.DMatrix(x[test]), output_margin=True)
+        else:
+            booster = lgb.train({"objective": objective, "num_leaves": 4, "learning_rate": 0.3, "verbose": -1},
+                                lgb.Dataset(x[train], y[train], weight=weights), 30)
+            raw = booster.predict(x[test])
+        assert average_precision_score(y[test], gbm.predict_proba(raw)[:, 1]) > 0.8, objective
 
 
 def test_focal_hessian_is_floored():
@@ -245,6 +315,11 @@ def test_lightgbm_predict_proba_with_a_custom_objective_is_raw_as_the_readme_say
     (lambda: gbm.hard_truncation_objective(threshold=0), ValueError, r"threshold must be in \(0, 1\]; got 0"),
     (lambda: gbm.soft_truncation_objective(k=-1), ValueError, r"k must be in \[0, inf\); got -1"),
     (lambda: gbm.bce_objective(pos_weight=-2), ValueError, r"pos_weight must be in \[0, inf\); got -2"),
+    (lambda: gbm.asymmetric_objective(clip=1), ValueError, r"^asymmetric_objective: clip must be in \[0, 1\)"),
+    (lambda: gbm.asymmetric_objective(gamma_neg=-1), ValueError, "asymmetric_objective: gamma_neg"),
+    (lambda: gbm.poly1_focal_objective(epsilon=-2), ValueError, r"^poly1_focal_objective: epsilon must be in"),
+    (lambda: gbm.softmax_poly1_objective(1), ValueError, "^softmax_poly1_objective: num_class must be >= 2"),
+    (lambda: gbm.asymmetric_objective(hess_floor=0), ValueError, "^asymmetric_objective: hess_floor must be > 0"),
 ])
 def test_objective_options_are_checked_like_the_torch_losses(make, error, message):
     with pytest.raises(error, match=message):

@@ -44,6 +44,10 @@ SIGMOID = [
      lambda x, y: fk.sigmoid_hard_truncation_loss(x, y, threshold=0.6, reduction="none")),
     (fkk.SigmoidSoftTruncationLoss(k=2.0), lambda x, y: fk.sigmoid_soft_truncation_loss(x, y, k=2.0, reduction="none")),
     (fkk.GHMCLoss(bins=5), None),
+    (fkk.AsymmetricLoss(gamma_pos=1.0, gamma_neg=3.0, clip=0.1),
+     lambda x, y: fk.asymmetric_loss(x, y, gamma_pos=1.0, gamma_neg=3.0, clip=0.1, reduction="none")),
+    (fkk.Poly1FocalLoss(epsilon=-0.5, alpha=0.4, gamma=1.5),
+     lambda x, y: fk.poly1_focal_loss(x, y, epsilon=-0.5, alpha=0.4, gamma=1.5, reduction="none")),
 ]
 SOFTMAX = [
     (fkk.SparseCategoricalCrossEntropy(), lambda x, t: fk.cross_entropy(x, t, reduction="none")),
@@ -55,6 +59,10 @@ SOFTMAX = [
      lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=1.5, reduction="none")),
     (fkk.SoftmaxComplementTruncationLoss(sparse=True, k=2.0),
      lambda x, t: fk.softmax_soft_truncation_loss(x, t, k=2.0, weighting="complement", reduction="none")),
+    (fkk.Poly1CrossEntropy(sparse=True, epsilon=2.0), lambda x, t: fk.poly1_cross_entropy(x, t, epsilon=2.0,
+                                                                                         reduction="none")),
+    (fkk.Poly1CrossEntropy(sparse=True, epsilon=1.0, label_smoothing=0.1),
+     lambda x, t: fk.poly1_cross_entropy(x, t, label_smoothing=0.1, reduction="none")),
 ]
 
 
@@ -130,7 +138,8 @@ def test_sample_weight_and_reductions():
 ALL_CLASSES = [fkk.BinaryCrossEntropy, fkk.SigmoidFocalLoss, fkk.SigmoidHardTruncationLoss,
                fkk.SigmoidSoftTruncationLoss, fkk.GHMCLoss, fkk.CategoricalCrossEntropy,
                fkk.SparseCategoricalCrossEntropy, fkk.SoftmaxFocalLoss, fkk.SoftmaxHardTruncationLoss,
-               fkk.SoftmaxSoftTruncationLoss, fkk.SoftmaxComplementTruncationLoss]
+               fkk.SoftmaxSoftTruncationLoss, fkk.SoftmaxComplementTruncationLoss, fkk.AsymmetricLoss,
+               fkk.Poly1FocalLoss, fkk.Poly1CrossEntropy]
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
@@ -216,8 +225,32 @@ def test_model_fit_with_rank_1_labels_learns_like_keras():
 def test_bad_options_raise_like_the_torch_face():
     with pytest.raises(ValueError, match="SigmoidFocalLoss: gamma must be in"):
         fkk.SigmoidFocalLoss(gamma=-1.0)
+    with pytest.raises(ValueError, match=r"AsymmetricLoss: clip must be in \[0, 1\)"):
+        fkk.AsymmetricLoss(clip=1.0)
+    with pytest.raises(ValueError, match="AsymmetricLoss: gamma_neg must be in"):
+        fkk.AsymmetricLoss(gamma_neg=-2)
+    with pytest.raises(ValueError, match=r"Poly1CrossEntropy: epsilon must be in \[-1, inf\)"):
+        fkk.Poly1CrossEntropy(epsilon=-2)
     with pytest.raises(ValueError, match="threshold must be in"):
         fkk.SoftmaxHardTruncationLoss(threshold=0.0)
+
+
+def test_class_balanced_weights_for_fit_and_an_asl_fit():
+    weights = fkk.class_balanced_weights([900, 90, 10], beta=0.99)
+    assert list(weights) == [0, 1, 2]
+    assert list(weights.values()) == pytest.approx(fk.class_balanced_weights([900, 90, 10], beta=0.99).tolist())
+    # multi-label: 5 labels, two of them rare; ASL in model.fit lowers its own loss
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 8)).astype("float32")
+    y = (x[:, :5] + rng.normal(scale=0.5, size=(300, 5)) > [0.0, 0.5, 1.0, 1.5, 2.0]).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=fkk.AsymmetricLoss())
+    history = model.fit(x, y, epochs=8, batch_size=64, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+    torch.testing.assert_close(float(model.evaluate(x, y, verbose=0)),
+                               float(fk.asymmetric_loss(torch.tensor(_np(model(x))), torch.tensor(y))),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_model_fit_lowers_the_loss_and_saves_and_loads(tmp_path):
@@ -248,7 +281,9 @@ out = {"backend": keras.backend.backend(),
        "focal": np.asarray(fkk.SigmoidFocalLoss(alpha=0.3, gamma=1.5, reduction=None)(y, x)).tolist(),
        "soft": np.asarray(fkk.SigmoidSoftTruncationLoss(k=2.0, reduction=None)(y, x)).tolist(),
        "softmax_focal": np.asarray(fkk.SoftmaxFocalLoss(sparse=True, gamma=2.0, reduction=None)(t, xm)).tolist(),
-       "ce": np.asarray(fkk.CategoricalCrossEntropy(label_smoothing=0.1, reduction=None)(np.eye(4)[t], xm)).tolist()}
+       "ce": np.asarray(fkk.CategoricalCrossEntropy(label_smoothing=0.1, reduction=None)(np.eye(4)[t], xm)).tolist(),
+       "asl": np.asarray(fkk.AsymmetricLoss(gamma_pos=0.5, reduction=None)(y, x)).tolist(),
+       "poly": np.asarray(fkk.Poly1CrossEntropy(sparse=True, epsilon=2.0, reduction=None)(t, xm)).tolist()}
 ends_p = np.array([[1.0], [0.0], [1.0], [0.0]], "float32"); ends_y = np.array([[0.0], [1.0], [1.0], [0.0]], "float32")
 out["ends"] = [np.asarray(cls(from_logits=False, reduction=None)(ends_y, ends_p)).tolist()
                for cls in (fkk.BinaryCrossEntropy, fkk.SigmoidFocalLoss)]
@@ -292,6 +327,10 @@ def test_jax_backend_gives_the_same_numbers(agree):
     agree("keras(jax): vs PyTorch core", out["softmax_focal"], fk.softmax_focal_loss(xmt, tt, reduction="none"),
           rtol=1e-5, atol=1e-6)
     agree("keras(jax): vs PyTorch core", out["ce"], fk.cross_entropy(xmt, tt, label_smoothing=0.1, reduction="none"),
+          rtol=1e-5, atol=1e-6)
+    agree("keras(jax): vs PyTorch core", out["asl"],
+          fk.asymmetric_loss(xt, yt, gamma_pos=0.5, reduction="none").mean(-1), rtol=1e-5, atol=1e-6)
+    agree("keras(jax): vs PyTorch core", out["poly"], fk.poly1_cross_entropy(xmt, tt, epsilon=2.0, reduction="none"),
           rtol=1e-5, atol=1e-6)
     assert out["fit"][1] < out["fit"][0]
     # from_logits=False at p = 0 and 1: XLA flushes subnormals, so a clip at 1e-38 gave inf and NaN there

@@ -53,7 +53,7 @@ DESCRIPTION = """\
 Compare focalkit's losses on imbalanced data, honestly.
 
   focalkit compare            train every loss over paired seeds on built-in data; table + report folder
-  focalkit curves             the analytic figures (loss vs p_t, K vs gamma weights, gradients, GHM-C weights)
+  focalkit curves             the analytic figures (loss vs p_t, K vs gamma, gradients, GHM-C, ASL and poly-1)
   focalkit claims             test the source articles' four claims and give a verdict on each
   focalkit bench              time and peak memory of the fused losses against the textbook formulas
 """

@@ -44,13 +44,17 @@ from .kernels.ops import NumpyOps
 __all__ = [
     "MetricValue",
     "Objective",
+    "asymmetric_objective",
     "bce_objective",
+    "class_balanced_sample_weight",
     "focal_objective",
     "ghmc_objective",
     "hard_truncation_objective",
+    "poly1_focal_objective",
     "predict_proba",
     "soft_truncation_objective",
     "softmax_focal_objective",
+    "softmax_poly1_objective",
 ]
 
 ops = NumpyOps
@@ -115,9 +119,10 @@ class Objective:
     """A callable ``(preds, data) → (grad, hess)`` or ``(y_true, y_pred) → (grad, hess)``; also an eval metric
     through :meth:`metric`."""
 
-    def __init__(self, family: str, *, hess_floor: float = 1e-6, **params: Any) -> None:
+    def __init__(self, family: str, *, hess_floor: float = 1e-6, name: str | None = None, **params: Any) -> None:
+        self._label = name or f"{family}_objective"  # the function that made it, for messages
         if not hess_floor > 0:
-            raise ValueError(f"{family}_objective: hess_floor must be > 0; got {hess_floor!r}.")
+            raise ValueError(f"{self._label}: hess_floor must be > 0; got {hess_floor!r}.")
         self.family = family
         self.hess_floor = float(hess_floor)
         self.params = params
@@ -128,7 +133,7 @@ class Objective:
 
     @property
     def _name(self) -> str:
-        return f"{self.family}_objective"
+        return self._label
 
     def check(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Raw scores as the formula takes them, after checking the labels and the scores' width: a label
@@ -199,10 +204,6 @@ def _show(values: np.ndarray) -> str:
 
 
 class _SoftmaxObjective(Objective):
-    @property
-    def _name(self) -> str:
-        return "softmax_focal_objective"
-
     def check(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
         num_classes = int(self.params["num_class"])
         if labels.size and not (np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
@@ -218,15 +219,13 @@ class _SoftmaxObjective(Objective):
         index = labels.astype(np.int64).reshape(-1, 1)
         alpha = self.params.get("alpha")
         qt = 1.0 if alpha is None else np.asarray(alpha, dtype=np.float64)[index]
+        family = "poly" if self.family == "softmax_poly1" else "focal"
+        opts = {"gamma": self.params.get("gamma", 2.0), "epsilon": self.params.get("epsilon", 1.0)}
         if order == 0:
-            loss, _ = softmax_terms_sparse(ops, self.family_core, raw, index, qt, axis=-1, order=0,
-                                           gamma=self.params.get("gamma", 2.0))
+            loss, _ = softmax_terms_sparse(ops, family, raw, index, qt, axis=-1, order=0, **opts)
             return loss[:, 0], None, None
-        loss, grad, hess = softmax_sparse_with_hessian(ops, self.family_core, raw, index, qt, axis=-1,
-                                                       gamma=self.params.get("gamma", 2.0))
+        loss, grad, hess = softmax_sparse_with_hessian(ops, family, raw, index, qt, axis=-1, **opts)
         return loss[:, 0], grad, hess
-
-    family_core = "focal"
 
 
 def _ghmc_beta(raw: np.ndarray, labels: np.ndarray, bins: int) -> np.ndarray:
@@ -289,3 +288,58 @@ def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float =
         alpha = np.asarray(alpha.detach().cpu() if hasattr(alpha, "detach") else alpha, dtype=np.float64)
     return _SoftmaxObjective("softmax_focal", hess_floor=hess_floor, num_class=num_class, alpha=alpha,
                              gamma=check_gamma("softmax_focal_objective", gamma))
+
+
+def asymmetric_objective(*, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
+                         hess_floor: float = 1e-6) -> Objective:
+    """Asymmetric loss (:func:`focalkit.asymmetric_loss`) with its exact gradient and (floored) Hessian; one
+    margin per label, so a multi-label problem is one binary objective per label column (XGBoost's
+    ``multi_strategy``, or one model per label)."""
+    from ._inputs import check_number
+
+    fn = "asymmetric_objective"
+    return Objective("asl", hess_floor=hess_floor, name=fn, gamma=check_number(fn, "gamma_pos", gamma_pos, low=0.0),
+                     gamma_neg=check_number(fn, "gamma_neg", gamma_neg, low=0.0),
+                     clip=check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True))
+
+
+def poly1_focal_objective(*, epsilon: float = 1.0, alpha: float | None = 0.25, gamma: float = 2.0,
+                          hess_floor: float = 1e-6) -> Objective:
+    """Poly-1 focal loss (:func:`focalkit.poly1_focal_loss`); ``gamma=0, alpha=None`` is the sigmoid poly-1
+    cross-entropy ``BCE + ε(1 − p_t)``."""
+    from ._inputs import check_alpha_binary, check_gamma, check_number
+
+    fn = "poly1_focal_objective"
+    return Objective("polyfocal", hess_floor=hess_floor, name=fn,
+                     epsilon=check_number(fn, "epsilon", epsilon, low=-1.0), alpha=check_alpha_binary(fn, alpha),
+                     gamma=check_gamma(fn, gamma))
+
+
+def softmax_poly1_objective(num_class: int, *, epsilon: float = 1.0, hess_floor: float = 1e-6) -> Objective:
+    """Multi-class poly-1 cross-entropy (:func:`focalkit.poly1_cross_entropy`) on ``[N, C]`` raw scores with the
+    exact diagonal Hessian; ``epsilon=0`` is ``multi:softprob``'s gradient."""
+    from ._inputs import check_int, check_number
+
+    fn = "softmax_poly1_objective"
+    return _SoftmaxObjective("softmax_poly1", hess_floor=hess_floor, name=fn,
+                             num_class=check_int(fn, "num_class", num_class, low=2),
+                             epsilon=check_number(fn, "epsilon", epsilon, low=-1.0))
+
+
+def class_balanced_sample_weight(labels: Any, *, beta: float = 0.9999, class_counts: Any = None) -> np.ndarray:
+    """Per-row weights ``w_{y_i}`` from :func:`focalkit.class_balanced_weights` (Cui et al. 2019), for
+    ``DMatrix(weight=...)``, ``lightgbm.Dataset(weight=...)`` or ``fit(sample_weight=...)``: the objectives
+    multiply their gradients and Hessians by them. ``labels``: 0/1 or class ids ``0 … C−1``; ``class_counts``
+    (default: counted from ``labels``) gives one count per class."""
+    from .class_balance import class_balanced_weights
+
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if y.size and not (np.all(np.isfinite(y)) and np.all(y == np.round(y)) and y.min() >= 0):
+        raise ValueError(f"class_balanced_sample_weight: labels must be class ids 0, 1, …; got {_show(np.unique(y))}.")
+    ids = y.astype(np.int64)
+    counts = np.bincount(ids, minlength=2) if class_counts is None else np.asarray(class_counts, dtype=np.float64)
+    if ids.size and ids.max() >= len(counts):
+        raise ValueError(f"class_balanced_sample_weight: class_counts has {len(counts)} classes; labels go up to "
+                         f"{ids.max()}.")
+    weights = class_balanced_weights(counts.tolist(), beta=beta).double().numpy()
+    return weights[ids]

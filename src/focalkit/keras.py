@@ -51,9 +51,12 @@ from keras import ops as K
 from ._formulas import ghmc_beta, ghmc_bin_index, sigmoid_terms, softmax_terms, softmax_terms_sparse
 
 __all__ = [
+    "AsymmetricLoss",
     "BinaryCrossEntropy",
     "CategoricalCrossEntropy",
     "GHMCLoss",
+    "Poly1CrossEntropy",
+    "Poly1FocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
@@ -62,6 +65,7 @@ __all__ = [
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
     "SparseCategoricalCrossEntropy",
+    "class_balanced_weights",
 ]
 
 
@@ -341,6 +345,13 @@ class _Base(keras.losses.Loss):
             I.check_number(name, "k", o["k"], low=0.0)
         if "bins" in o:
             I.check_int(name, "bins", o["bins"], low=1)
+        for option in ("gamma_pos", "gamma_neg"):
+            if option in o:
+                I.check_number(name, option, o[option], low=0.0)
+        if "clip" in o:
+            I.check_number(name, "clip", o["clip"], low=0.0, high=1.0, high_open=True)
+        if "epsilon" in o:
+            I.check_number(name, "epsilon", o["epsilon"], low=-1.0)
         if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple):
             I.check_number(name, "alpha", o["alpha"], low=0.0, high=1.0)
 
@@ -376,7 +387,7 @@ class _SigmoidBase(_Base):
         return K.sum(loss, axis=-1) * (1.0 / loss.shape[-1])
 
     def _elementwise(self, x: Any, y: Any) -> Any:
-        params = {k: v for k, v in self._options.items() if k not in {"label_smoothing"}}
+        params = {"gamma" if k == "gamma_pos" else k: v for k, v in self._options.items() if k != "label_smoothing"}
         dtype = keras.backend.standardize_dtype(x.dtype)
         return sigmoid_terms(KerasOps, self.family, x, y, order=0, tiny=_tiny(dtype), **params)[0]
 
@@ -409,6 +420,38 @@ class SigmoidFocalLoss(_SigmoidBase):
                  dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, alpha=alpha,
                          gamma=gamma, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class AsymmetricLoss(_SigmoidBase):
+    """``−y (1−p)^{γ₊} log p − (1−y) p_m^{γ₋} log(1−p_m)``, ``p_m = max(p − clip, 0)``;
+    :func:`focalkit.asymmetric_loss` (multi-label: ``y_true`` and ``y_pred`` shaped ``(n, C)``). Shapes as in
+    :class:`BinaryCrossEntropy`; the element losses are averaged over the labels (the authors sum them:
+    multiply by ``C`` for their scale)."""
+
+    family = "asl"
+
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
+                 label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, gamma_pos=gamma_pos,
+                         gamma_neg=gamma_neg, clip=clip, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class Poly1FocalLoss(_SigmoidBase):
+    """``α_t (1 − p_t)^γ · BCE + ε (1 − p_t)^{γ+1}``; :func:`focalkit.poly1_focal_loss`. Shapes as in
+    :class:`BinaryCrossEntropy`."""
+
+    family = "polyfocal"
+
+    def __init__(self, epsilon: float = 1.0, alpha: float | None = 0.25, gamma: float = 2.0,
+                 label_smoothing: float = 0.0, *, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, epsilon=epsilon,
+                         alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
@@ -616,6 +659,29 @@ class SoftmaxFocalLoss(_SoftmaxBase):
                  name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
                          alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class Poly1CrossEntropy(_SoftmaxBase):
+    """``−log p_t + ε (1 − p_t)``, ``p_t = Σ_c q_c p_c`` for probability targets (one-hot, probabilities or, with
+    ``sparse=True``, integer class ids); :func:`focalkit.poly1_cross_entropy`, and optax's
+    ``poly_loss_cross_entropy``."""
+
+    family = "poly"
+
+    def __init__(self, epsilon: float = 1.0, label_smoothing: float = 0.0, *, sparse: bool = False,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
+                         epsilon=epsilon, label_smoothing=label_smoothing)
+
+
+def class_balanced_weights(class_counts: Any, *, beta: float = 0.9999) -> dict[int, float]:
+    """:func:`focalkit.class_balanced_weights` as Keras's ``model.fit(class_weight=...)`` takes them:
+    ``{class id: w_c}``, ``w_c = (1−β)/(1−β^{n_c})`` normalised to sum to ``C``."""
+    from .class_balance import class_balanced_weights as weights
+
+    return {c: float(w) for c, w in enumerate(weights(class_counts, beta=beta).tolist())}
 
 
 @keras.saving.register_keras_serializable(package="focalkit")

@@ -2,8 +2,10 @@ r"""Poly-1 losses (Leng et al. 2022): cross-entropy or focal loss plus ``ε`` ti
 Taylor series in ``1 − p_t``.
 
 Cross-entropy is ``−log p_t = Σ_j (1 − p_t)^j / j``; PolyLoss reweights the leading term, and the
-paper finds one coefficient enough: ``ε > 0`` pushes harder on examples the model is still unsure of
-(the leading term's gradient does not fade as ``p_t → 1`` the way the higher ones do), ``ε < 0`` softer.
+paper finds one coefficient enough. ``ε(1 − p_t)`` adds a constant slope ``−ε`` in ``p_t`` to
+cross-entropy's ``−1/p_t``, so it matters most where that slope is smallest, near ``p_t = 1``: ``ε > 0``
+keeps pushing examples that are already mostly right towards certainty (the paper: ImageNet), ``ε < 0``
+eases off there (the paper: detection, where the easy examples are many).
 """
 
 from __future__ import annotations

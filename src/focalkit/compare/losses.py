@@ -39,12 +39,16 @@ LOSSES: dict[str, LossInfo] = {
     "soft": LossInfo("softened truncation (seed 000)", {"k": 1.0}),
     "ghmc": LossInfo("GHM-C (seed 003; binary only: sigmoid)", {"bins": 10, "momentum": 0.0}),
     "balanced-softmax": LossInfo("balanced softmax, CE(x + log n_c) (Ren et al. 2020; multi-class only)", {}),
+    "asl": LossInfo("asymmetric loss (Ridnik et al. 2021; binary / multi-label only: sigmoid)",
+                    {"gamma_pos": 0.0, "gamma_neg": 4.0, "clip": 0.05}),
+    "poly1": LossInfo("poly-1 cross-entropy, CE + epsilon·(1 − p_t) (Leng et al. 2022)", {"epsilon": 1.0}),
     "ldam": LossInfo("LDAM, CE(s·(x − m_y)), m_c ∝ n_c^-1/4 (Cao et al. 2019; multi-class only; scale 1 "
                      "here: the models give raw logits, not the paper's cosine ones)",
                      {"max_margin": 0.5, "scale": 1.0}),
 }
 
 MULTICLASS_ONLY = {"balanced-softmax", "ldam"}
+BINARY_ONLY = {"ghmc", "asl"}
 
 DEFAULT_LOSSES = ["ce", "weighted-ce", "logit-adjust", "focal", "hard", "soft", "ghmc"]
 
@@ -126,9 +130,9 @@ class TrainingLoss:
             raise SpecError(f"class_counts: expected {self.num_classes} non-negative counts; got "
                             f"{self.class_counts.tolist()}.")
         try:
-            if spec.name == "ghmc" and not self.binary:
-                raise SpecError("--losses: ghmc is defined for binary problems (sigmoid) only; this data has "
-                                f"{num_classes} classes.")
+            if spec.name in BINARY_ONLY and not self.binary:
+                raise SpecError(f"--losses: {spec.name} is defined for binary problems (sigmoid) only; this data "
+                                f"has {num_classes} classes.")
             if spec.name in MULTICLASS_ONLY and self.binary:
                 raise SpecError(f"--losses: {spec.name} is a multi-class (softmax) loss; this data has 2 classes "
                                 "(logit-adjust is its binary form).")
@@ -218,6 +222,14 @@ def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool,
         if binary:
             return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
         return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
+    if name == "asl":
+        return fk.AsymmetricLoss(gamma_pos=_num(opts, "gamma_pos", 0.0), gamma_neg=_num(opts, "gamma_neg", 4.0),
+                                 clip=_num(opts, "clip", 0.05), **common)
+    if name == "poly1":
+        epsilon = _num(opts, "epsilon", 1.0)
+        if binary:  # the sigmoid form: BCE + ε(1 − p_t)
+            return fk.Poly1FocalLoss(epsilon=epsilon, alpha=None, gamma=0.0, **common)
+        return fk.Poly1CrossEntropyLoss(epsilon=epsilon, **common)
     if name == "hard":
         threshold = _num(opts, "threshold", 0.5)
         return fk.SigmoidHardTruncationLoss(threshold=threshold, **common) if binary else \

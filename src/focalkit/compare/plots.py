@@ -268,11 +268,40 @@ def ghm_weights(path: Path, counts: Sequence[float] | None = None) -> None:
     _save(fig, path)
 
 
+def successor_weights(path: Path) -> None:
+    """What each loss does to cross-entropy, ``ℓ / BCE`` against the model's ``p``, for a positive (left) and
+    a negative (right): focal loss, ASL (the paper's γ₊ = 0, γ₋ = 4, clip 0.05) and poly-1 (ε = 1, and −1)."""
+    p = torch.linspace(0.001, 0.999, 500, dtype=torch.float64)
+    x = torch.logit(p)
+    curves = [("focal γ=2", fk.sigmoid_focal_loss, {"alpha": None, "gamma": 2.0}),
+              ("ASL γ₊=0 γ₋=4 clip 0.05", fk.asymmetric_loss, {}),
+              ("ASL γ₊=1 γ₋=4 clip 0.05", fk.asymmetric_loss, {"gamma_pos": 1.0}),
+              ("poly-1 ε=1", fk.poly1_focal_loss, {"alpha": None, "gamma": 0.0, "epsilon": 1.0}),
+              ("poly-1 ε=−1", fk.poly1_focal_loss, {"alpha": None, "gamma": 0.0, "epsilon": -1.0})]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, label, title in [(axes[0], 1.0, "a positive (y = 1)"), (axes[1], 0.0, "a negative (y = 0)")]:
+        y = torch.full_like(x, label)
+        bce = fk.binary_cross_entropy(x, y, reduction="none")
+        for name, fn, opts in curves:
+            ax.plot(p, fn(x, y, reduction="none", **opts) / bce, label=name)
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="model's p = σ(x)", title=title, ylim=(0, 2))
+    axes[0].set_ylabel("loss / cross-entropy")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(curves), fontsize=8)
+    fig.suptitle("ASL keeps cross-entropy for positives and silences easy negatives; poly-1 (ε > 0) "
+                 "keeps pushing where p_t → 1")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    _save(fig, path)
+
+
 def all_curves(folder: Path) -> list[Path]:
     paths = [folder / "curve_loss_vs_pt.png", folder / "curve_weights_k_vs_gamma.png",
-             folder / "curve_gradients.png", folder / "curve_ghm_weights.png"]
+             folder / "curve_gradients.png", folder / "curve_ghm_weights.png",
+             folder / "curve_asl_poly_weights.png"]
     loss_vs_pt(paths[0])
     weight_curves(paths[1])
     gradient_curves(paths[2])
     ghm_weights(paths[3])
+    successor_weights(paths[4])
     return paths

@@ -35,7 +35,7 @@ from .tabular import prepare_split
 __all__ = ["LIBRARIES", "BoostedTask"]
 
 LIBRARIES = ("xgboost", "lightgbm")
-MULTICLASS = {"ce", "weighted-ce", "logit-adjust", "focal"}
+MULTICLASS = {"ce", "weighted-ce", "logit-adjust", "focal", "poly1"}
 
 
 def _import(library: str):
@@ -72,7 +72,7 @@ class BoostedTask:
         """:class:`SpecError` for a loss this task cannot train (before any training starts)."""
         if spec.name not in MULTICLASS and self.data.num_classes > 2:
             raise SpecError(f"--losses: {spec} has no multi-class boosting objective (focalkit.gbm has the softmax "
-                            f"form of focal loss only); this data has {self.data.num_classes} classes.")
+                            f"forms of focal loss and poly-1 only); this data has {self.data.num_classes} classes.")
 
     def __call__(self, loss_fn: TrainingLoss, *, seed: int, lr: float) -> dict:
         self.check(loss_fn.spec)
@@ -199,6 +199,12 @@ class BoostedTask:
             objective = gbm.soft_truncation_objective(k=float(opts.get("k") or 1.0))
         elif name == "ghmc":
             objective = gbm.ghmc_objective(bins=int(opts.get("bins") or 10))
+        elif name == "asl":
+            objective = gbm.asymmetric_objective(**{k: float(opts[k]) for k in ("gamma_pos", "gamma_neg", "clip")})
+        elif name == "poly1":
+            epsilon = float(opts["epsilon"] if opts.get("epsilon") is not None else 1.0)
+            objective = (gbm.poly1_focal_objective(epsilon=epsilon, alpha=None, gamma=0.0) if c == 2 else
+                         gbm.softmax_poly1_objective(c, epsilon=epsilon))
         elif name != "ce":
             raise SpecError(f"--losses: {loss_fn.spec} is not available for --model {self.library}.")
         if loss_fn.options.get("label_smoothing"):
