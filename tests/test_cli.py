@@ -289,7 +289,7 @@ def test_version_and_help_without_rst_markup(capsys):
 # ---------------------------------------------------------------------------------------------- curves, claims
 def test_curves_writes_the_figures(tmp_path, capsys):
     assert main(["curves", "--out", str(tmp_path / "c")]) == 0
-    assert len(list((tmp_path / "c").glob("*.png"))) == 4
+    assert len(list((tmp_path / "c").glob("*.png"))) == 5
 
 
 def test_claims_gives_a_verdict_per_claim(tmp_path, capsys):
