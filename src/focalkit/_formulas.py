@@ -364,7 +364,7 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
         a = target_weight
     elif family == "poly":  # + ε q_t (1 − p_t), 1 − p_t = R_t / S
         a = target_weight
-        extra = target_weight * epsilon * ops.exp(ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s)
+        extra = target_weight * epsilon * (_rest_of_target(ops, e, index, rest, total_e, axis) / total_e)
         b = target_weight * epsilon * ops.exp(log_pt)
     elif family == "focal":
         log1m = ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s

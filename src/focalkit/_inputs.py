@@ -142,6 +142,19 @@ def check_gamma(fn: str, gamma: object) -> float:
     return check_number(fn, "gamma", gamma, low=0.0)
 
 
+def check_epsilon(fn: str, epsilon: object) -> float:
+    """Poly-1's ``ε ≥ −1``: that keeps ``−log p + ε(1 − p)`` decreasing in ``p`` (its slope is ``−1/p − ε``); a
+    loss that rewards the wrong class for lower ``ε`` is not one anyone trains with (the paper's search spans
+    −1 … 8)."""
+    return check_number(fn, "epsilon", epsilon, low=-1.0)
+
+
+def check_asl_options(fn: str, gamma_pos: object, gamma_neg: object, clip: object) -> tuple[float, float, float]:
+    """ASL's ``γ₊ ≥ 0``, ``γ₋ ≥ 0`` and ``clip`` in ``[0, 1)``."""
+    return (check_number(fn, "gamma_pos", gamma_pos, low=0.0), check_number(fn, "gamma_neg", gamma_neg, low=0.0),
+            check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True))
+
+
 def check_label_smoothing(fn: str, label_smoothing: object) -> float:
     return check_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
 

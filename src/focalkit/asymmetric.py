@@ -70,9 +70,7 @@ def asymmetric_loss(
         0.2187
     """
     fn = "asymmetric_loss"
-    gp = I.check_number(fn, "gamma_pos", gamma_pos, low=0.0)
-    gn = I.check_number(fn, "gamma_neg", gamma_neg, low=0.0)
-    c = I.check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True)
+    gp, gn, c = I.check_asl_options(fn, gamma_pos, gamma_neg, clip)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
                            reduction=reduction, normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
     return run_sigmoid(inp, "asl", gamma=gp, gamma_neg=gn, clip=c)

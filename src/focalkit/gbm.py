@@ -295,35 +295,34 @@ def asymmetric_objective(*, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip
     """Asymmetric loss (:func:`focalkit.asymmetric_loss`) with its exact gradient and (floored) Hessian; one
     margin per label, so a multi-label problem is one binary objective per label column (XGBoost's
     ``multi_strategy``, or one model per label)."""
-    from ._inputs import check_number
+    from ._inputs import check_asl_options
 
-    fn = "asymmetric_objective"
-    return Objective("asl", hess_floor=hess_floor, name=fn, gamma=check_number(fn, "gamma_pos", gamma_pos, low=0.0),
-                     gamma_neg=check_number(fn, "gamma_neg", gamma_neg, low=0.0),
-                     clip=check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True))
+    gamma_pos, gamma_neg, clip = check_asl_options("asymmetric_objective", gamma_pos, gamma_neg, clip)
+    return Objective("asl", hess_floor=hess_floor, name="asymmetric_objective", gamma=gamma_pos, gamma_neg=gamma_neg,
+                     clip=clip)
 
 
 def poly1_focal_objective(*, epsilon: float = 1.0, alpha: float | None = 0.25, gamma: float = 2.0,
                           hess_floor: float = 1e-6) -> Objective:
     """Poly-1 focal loss (:func:`focalkit.poly1_focal_loss`); ``gamma=0, alpha=None`` is the sigmoid poly-1
     cross-entropy ``BCE + ε(1 − p_t)``."""
-    from ._inputs import check_alpha_binary, check_gamma, check_number
+    from ._inputs import check_alpha_binary, check_epsilon, check_gamma
 
     fn = "poly1_focal_objective"
     return Objective("polyfocal", hess_floor=hess_floor, name=fn,
-                     epsilon=check_number(fn, "epsilon", epsilon, low=-1.0), alpha=check_alpha_binary(fn, alpha),
+                     epsilon=check_epsilon(fn, epsilon), alpha=check_alpha_binary(fn, alpha),
                      gamma=check_gamma(fn, gamma))
 
 
 def softmax_poly1_objective(num_class: int, *, epsilon: float = 1.0, hess_floor: float = 1e-6) -> Objective:
     """Multi-class poly-1 cross-entropy (:func:`focalkit.poly1_cross_entropy`) on ``[N, C]`` raw scores with the
     exact diagonal Hessian; ``epsilon=0`` is ``multi:softprob``'s gradient."""
-    from ._inputs import check_int, check_number
+    from ._inputs import check_epsilon, check_int
 
     fn = "softmax_poly1_objective"
     return _SoftmaxObjective("softmax_poly1", hess_floor=hess_floor, name=fn,
                              num_class=check_int(fn, "num_class", num_class, low=2),
-                             epsilon=check_number(fn, "epsilon", epsilon, low=-1.0))
+                             epsilon=check_epsilon(fn, epsilon))
 
 
 def class_balanced_sample_weight(labels: Any, *, beta: float = 0.9999, class_counts: Any = None) -> np.ndarray:

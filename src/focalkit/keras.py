@@ -345,13 +345,10 @@ class _Base(keras.losses.Loss):
             I.check_number(name, "k", o["k"], low=0.0)
         if "bins" in o:
             I.check_int(name, "bins", o["bins"], low=1)
-        for option in ("gamma_pos", "gamma_neg"):
-            if option in o:
-                I.check_number(name, option, o[option], low=0.0)
         if "clip" in o:
-            I.check_number(name, "clip", o["clip"], low=0.0, high=1.0, high_open=True)
+            I.check_asl_options(name, o["gamma_pos"], o["gamma_neg"], o["clip"])
         if "epsilon" in o:
-            I.check_number(name, "epsilon", o["epsilon"], low=-1.0)
+            I.check_epsilon(name, o["epsilon"])
         if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple):
             I.check_number(name, "alpha", o["alpha"], low=0.0, high=1.0)
 

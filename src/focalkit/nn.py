@@ -19,7 +19,7 @@ from .cross_entropy import binary_cross_entropy, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 from .ghm import RunningCounts, _ghmc, check_ghmc_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
-from .poly import _epsilon, poly1_cross_entropy, poly1_focal_loss
+from .poly import poly1_cross_entropy, poly1_focal_loss
 from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
 
 __all__ = [
@@ -221,10 +221,8 @@ class AsymmetricLoss(_Loss):
                  label_smoothing: float = 0.0, ignore_index: int | None = None, reduction: str = "mean",
                  sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, sync=sync,
-                         gamma_pos=I.check_number(name, "gamma_pos", gamma_pos, low=0.0),
-                         gamma_neg=I.check_number(name, "gamma_neg", gamma_neg, low=0.0),
-                         clip=I.check_number(name, "clip", clip, low=0.0, high=1.0, high_open=True),
+        gamma_pos, gamma_neg, clip = I.check_asl_options(name, gamma_pos, gamma_neg, clip)
+        super().__init__(reduction, sync=sync, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip,
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
 
@@ -238,7 +236,7 @@ class Poly1FocalLoss(_Loss):
                  label_smoothing: float = 0.0, ignore_index: int | None = None, reduction: str = "mean",
                  sync: bool | object = False) -> None:
         name = type(self).__name__
-        super().__init__(reduction, sync=sync, epsilon=_epsilon(name, epsilon),
+        super().__init__(reduction, sync=sync, epsilon=I.check_epsilon(name, epsilon),
                          alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
@@ -254,7 +252,7 @@ class Poly1CrossEntropyLoss(_SoftmaxLoss):
                  sync: bool | object = False) -> None:
         super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, class_dim=class_dim,
-                         epsilon=_epsilon(type(self).__name__, epsilon))
+                         epsilon=I.check_epsilon(type(self).__name__, epsilon))
 
 
 class SigmoidHardTruncationLoss(_Loss):

@@ -18,12 +18,6 @@ from .kernels import run_sigmoid, run_softmax
 __all__ = ["poly1_cross_entropy", "poly1_focal_loss"]
 
 
-def _epsilon(fn: str, epsilon: object) -> float:
-    # ε ≥ −1 keeps −log p + ε(1 − p) decreasing in p (its slope is −1/p − ε): a loss that rewards the wrong class
-    # for lower ε is not one anyone trains with (the paper's search spans −1 … 8)
-    return I.check_number(fn, "epsilon", epsilon, low=-1.0)
-
-
 def poly1_cross_entropy(
     logits: Tensor,
     target: Tensor,
@@ -68,7 +62,7 @@ def poly1_cross_entropy(
         0.4557
     """
     fn = "poly1_cross_entropy"
-    eps = _epsilon(fn, epsilon)
+    eps = I.check_epsilon(fn, epsilon)
     inp = I.softmax_inputs(fn, logits, target, class_weight=class_weight, ignore_index=ignore_index,
                            sample_weight=sample_weight, class_dim=class_dim, reduction=reduction,
                            normalizer=normalizer, label_smoothing=label_smoothing, sync=sync)
@@ -118,7 +112,7 @@ def poly1_focal_loss(
         1.0446
     """
     fn = "poly1_focal_loss"
-    eps = _epsilon(fn, epsilon)
+    eps = I.check_epsilon(fn, epsilon)
     a = I.check_alpha_binary(fn, alpha)
     g = I.check_gamma(fn, gamma)
     inp = I.sigmoid_inputs(fn, logits, target, sample_weight=sample_weight, ignore_index=ignore_index,
