@@ -35,6 +35,11 @@ SIGMOID = [
          {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.0}),
     Case("poly1_focal_loss", fk.poly1_focal_loss, fk.Poly1FocalLoss, "sigmoid",
          {"epsilon": 1.0, "alpha": 0.25, "gamma": 2.0}),
+    Case("varifocal_loss", fk.varifocal_loss, fk.VarifocalLoss, "sigmoid", {"alpha": 0.75, "gamma": 2.0}),
+    Case("varifocal_loss[unweighted]", fk.varifocal_loss, fk.VarifocalLoss, "sigmoid",
+         {"alpha": 0.5, "gamma": 1.5, "iou_weighted": False}),
+    Case("quality_focal_loss", fk.quality_focal_loss, fk.QualityFocalLoss, "sigmoid", {"beta": 2.0}),
+    Case("quality_focal_loss[fractional]", fk.quality_focal_loss, fk.QualityFocalLoss, "sigmoid", {"beta": 1.5}),
 ]
 SOFTMAX = [
     Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax", {"label_smoothing": 0.1}),

@@ -71,8 +71,9 @@ def _edge_logits(case, magnitude, dtype=torch.float32):
 
 def _edge_cases():
     for case in ALL:
-        for gamma in GAMMAS if "focal" in case.name else [None]:
-            opts = dict(case.options) if gamma is None else {**case.options, "gamma": gamma}
+        key = "beta" if case.name.startswith("quality_focal") else "gamma"  # QFL's exponent: 0 or >= 1
+        for gamma in (GAMMAS if key == "gamma" else [0.0, 1.0, 2.0, 3.0]) if "focal" in case.name else [None]:
+            opts = dict(case.options) if gamma is None else {**case.options, key: gamma}
             yield pytest.param(case, opts, id=f"{case}-{opts}")
 
 

@@ -29,14 +29,18 @@ from .nn import LDAMLoss as LDAMLoss
 from .nn import LogitAdjustedCrossEntropyLoss as LogitAdjustedCrossEntropyLoss
 from .nn import Poly1CrossEntropyLoss as Poly1CrossEntropyLoss
 from .nn import Poly1FocalLoss as Poly1FocalLoss
+from .nn import QualityFocalLoss as QualityFocalLoss
 from .nn import SigmoidFocalLoss as SigmoidFocalLoss
 from .nn import SigmoidHardTruncationLoss as SigmoidHardTruncationLoss
 from .nn import SigmoidSoftTruncationLoss as SigmoidSoftTruncationLoss
 from .nn import SoftmaxFocalLoss as SoftmaxFocalLoss
 from .nn import SoftmaxHardTruncationLoss as SoftmaxHardTruncationLoss
 from .nn import SoftmaxSoftTruncationLoss as SoftmaxSoftTruncationLoss
+from .nn import VarifocalLoss as VarifocalLoss
 from .poly import poly1_cross_entropy as poly1_cross_entropy
 from .poly import poly1_focal_loss as poly1_focal_loss
+from .quality import quality_focal_loss as quality_focal_loss
+from .quality import varifocal_loss as varifocal_loss
 from .soft_truncation import sigmoid_soft_truncation_loss as sigmoid_soft_truncation_loss
 from .soft_truncation import softmax_soft_truncation_loss as softmax_soft_truncation_loss
 
@@ -52,12 +56,14 @@ __all__ = [
     "LogitAdjustedCrossEntropyLoss",
     "Poly1CrossEntropyLoss",
     "Poly1FocalLoss",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "VarifocalLoss",
     "asymmetric_loss",
     "balanced_softmax_loss",
     "binary_cross_entropy",
@@ -69,6 +75,7 @@ __all__ = [
     "logit_adjusted_cross_entropy",
     "poly1_cross_entropy",
     "poly1_focal_loss",
+    "quality_focal_loss",
     "set_value_checks",
     "sigmoid_focal_loss",
     "sigmoid_hard_truncation_loss",
@@ -78,4 +85,5 @@ __all__ = [
     "softmax_soft_truncation_loss",
     "value_checks",
     "value_checks_enabled",
+    "varifocal_loss",
 ]

@@ -27,6 +27,12 @@ and a target ``y ∈ [0, 1]``. ``s̄`` and ``n₊`` are computed as written on t
   ``ℓ' = −y s̄^{γ₊}(γ₊ s n₊ + s̄) + (1−y) θ(m) s s̄ m^{γ₋} (γ₋ r + 1/u)`` with ``r = L/m ∈ [1, ∞)``
   (``1 + m/2`` for small ``m``), which keeps ``γ₋ m^{γ₋−1} L`` finite for ``γ₋ < 1``; for ``c = 0`` the second
   part is ``(1−y) s^{γ₋}(γ₋ s̄ n₋ + s)``, the first one mirrored.
+- varifocal (VFL): a quality target ``q ∈ [0, 1]``; a positive (``q > 0``) weighs its cross-entropy by ``q``
+  (by 1 without ``iou_weighted``), a negative (``q = 0``) by ``α s^γ``: ``ℓ = q B`` or ``α s^γ n₋``;
+  ``ℓ' = q ((1−q) s − q s̄)`` or ``α s^γ (γ s̄ n₋ + s)`` (ASL's negative term with ``c = 0``).
+- quality focal (QFL): ``ℓ = B |d|^β`` with ``d = s − q = (1−q) s − q s̄`` (``β`` is passed as ``gamma``);
+  ``ℓ' = d |d|^β + β B s s̄ sign(d) |d|^{β−1}``, finite at ``d = 0`` for ``β = 0`` or ``β ≥ 1`` (the checks
+  refuse ``0 < β < 1``).
 
 Softmax family
 --------------
@@ -67,7 +73,7 @@ __all__ = [
     "softmax_terms_sparse",
 ]
 
-SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc", "asl", "polyfocal")
+SIGMOID_FAMILIES = ("bce", "focal", "hard", "soft", "ghmc", "asl", "polyfocal", "varifocal", "qfl")
 SOFTMAX_FAMILIES = ("ce", "focal", "hard", "soft", "complement", "poly")
 
 
@@ -124,14 +130,20 @@ def heaviside(ops: Any, z: Any) -> Any:
 def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_weight: Any = None,
                   alpha: float | None = None, gamma: float = 2.0, threshold: float = 0.5, k: float = 1.0,
                   beta: Any = None, tiny: float = 1e-30, gamma_neg: float = 4.0, clip: float = 0.0,
-                  epsilon: float = 0.0) -> tuple[Any, Any, Any]:
+                  epsilon: float = 0.0, iou_weighted: bool = True) -> tuple[Any, Any, Any]:
     """Per-element loss, and its first (``order ≥ 1``) and second (``order ≥ 2``) derivative in ``x``.
 
     ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``. ``gamma`` is
-    ASL's ``γ₊``, ``gamma_neg`` its ``γ₋`` and ``clip`` its shift ``c``; ``epsilon`` is poly-1's ``ε``.
+    ASL's ``γ₊``, ``gamma_neg`` its ``γ₋`` and ``clip`` its shift ``c``; ``epsilon`` is poly-1's ``ε``; for QFL
+    ``gamma`` is ``β``; ``iou_weighted`` is VFL's weighting of the positives by their target.
     """
     if family == "asl":
         return _asl_terms(ops, x, y, order=order, gamma_pos=gamma, gamma_neg=gamma_neg, clip=clip, tiny=tiny)
+    if family == "varifocal":
+        return _varifocal_terms(ops, x, y, order=order, alpha=0.75 if alpha is None else alpha, gamma=gamma,
+                                iou_weighted=iou_weighted, tiny=tiny)
+    if family == "qfl":
+        return _qfl_terms(ops, x, y, order=order, beta=gamma, tiny=tiny)
     s = ops.sigmoid(x)
     n_neg = ops.softplus(x)  # −log σ(−x)
     n_pos = ops.softplus(-x)  # −log σ(x), never softplus(x) − x: that cancels for large x
@@ -251,6 +263,59 @@ def _asl_terms(ops: Any, x: Any, y: Any, *, order: int, gamma_pos: float, gamma_
         wn2 = _power(ops, m, gamma_neg - 2.0, tiny)
         dh = gamma_neg * (gamma_neg - 1.0) * wn2 * big_l + 2.0 * gamma_neg * wn1 / u + wn / (u * u)
         hess = hess + ops.where(m > 0.0, ybar * d * ((sbar - s) * wn * h + d * dh), 0.0)
+    return loss, grad, hess
+
+
+def _varifocal_terms(ops: Any, x: Any, y: Any, *, order: int, alpha: float, gamma: float, iou_weighted: bool,
+                     tiny: float) -> tuple[Any, Any, Any]:
+    """Varifocal loss (Zhang et al. 2021) and its derivatives; see the module docstring."""
+    s = ops.sigmoid(x)
+    sbar = ops.sigmoid(-x)
+    n_neg = ops.softplus(x)
+    n_pos = ops.softplus(-x)
+    ybar = 1.0 - y
+    positive = y > 0.0
+    wp = y if iou_weighted else 1.0
+    sg = _power(ops, s, gamma, tiny)  # s^γ
+    bce = ops.fma(ybar * n_neg, y, n_pos)
+    loss = ops.where(positive, wp * bce, (alpha * sg) * n_neg)
+    if order == 0:
+        return loss, None, None
+    g_neg = gamma * sbar * n_neg + s
+    grad = ops.where(positive, wp * (ybar * s - y * sbar), (alpha * sg) * g_neg)
+    if order == 1:
+        return loss, grad, None
+    d = s * sbar
+    hess = ops.where(positive, wp * d, (alpha * sg) * sbar * (gamma * g_neg - s * (gamma * n_neg - gamma - 1.0)))
+    return loss, grad, hess
+
+
+def _qfl_terms(ops: Any, x: Any, y: Any, *, order: int, beta: float, tiny: float) -> tuple[Any, Any, Any]:
+    """Quality focal loss (Li et al. 2020, GFL) and its derivatives; see the module docstring."""
+    s = ops.sigmoid(x)
+    sbar = ops.sigmoid(-x)
+    ybar = 1.0 - y
+    bce = ops.fma(ybar * ops.softplus(x), y, ops.softplus(-x))
+    dev = ybar * s - y * sbar  # s − q, no cancellation where s rounds to 1
+    ad = ops.abs(dev)
+    m = _power(ops, ad, beta, tiny)  # |d|^β
+    loss = bce * m
+    if order == 0:
+        return loss, None, None
+    d = s * sbar
+    grad = dev * m
+    if not is_zero(beta):
+        sm1 = ops.sign(dev) * _power(ops, ad, beta - 1.0, tiny)  # sign(d) |d|^{β−1}
+        grad = grad + (beta * bce) * d * sm1
+    if order == 1:
+        return loss, grad, None
+    # ℓ'' = (1 + 2β) s s̄ |d|^β + β B s s̄ [sign(d) |d|^{β−1} (s̄ − s) + (β − 1) s s̄ |d|^{β−2}]
+    hess = (1.0 + 2.0 * beta) * d * m
+    if not is_zero(beta):
+        inner = sm1 * (sbar - s)
+        if not is_one(beta):
+            inner = inner + (beta - 1.0) * d * _power(ops, ad, beta - 2.0, tiny)
+        hess = hess + (beta * bce) * d * inner
     return loss, grad, hess
 
 

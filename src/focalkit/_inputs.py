@@ -155,6 +155,23 @@ def check_asl_options(fn: str, gamma_pos: object, gamma_neg: object, clip: objec
             check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True))
 
 
+def check_varifocal_options(fn: str, alpha: object, gamma: object, iou_weighted: object) -> tuple[float, float, bool]:
+    """VFL's ``α ≥ 0`` (the negatives' scale), ``γ ≥ 0`` and ``iou_weighted`` (a bool)."""
+    if not isinstance(iou_weighted, bool):
+        raise TypeError(f"{fn}: iou_weighted must be True or False; got {iou_weighted!r}.")
+    return check_number(fn, "alpha", alpha, low=0.0), check_gamma(fn, gamma), iou_weighted
+
+
+def check_qfl_beta(fn: str, beta: object) -> float:
+    """QFL's ``β``: 0 (cross-entropy) or ``β ≥ 1``; for ``0 < β < 1`` the slope of ``|σ(x) − q|^β`` is
+    infinite where the score meets its target, so training would step by inf (GFL uses β = 2)."""
+    b = check_number(fn, "beta", beta, low=0.0)
+    if 0.0 < b < 1.0:
+        raise ValueError(f"{fn}: beta must be 0 or >= 1 (the loss's slope is infinite where sigmoid(logits) "
+                         f"meets the target for 0 < beta < 1); got {b:g}.")
+    return b
+
+
 def check_label_smoothing(fn: str, label_smoothing: object) -> float:
     return check_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
 

@@ -20,6 +20,7 @@ from .focal import sigmoid_focal_loss, softmax_focal_loss
 from .ghm import RunningCounts, _ghmc, check_ghmc_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
 from .poly import poly1_cross_entropy, poly1_focal_loss
+from .quality import quality_focal_loss, varifocal_loss
 from .soft_truncation import WEIGHTINGS, sigmoid_soft_truncation_loss, softmax_soft_truncation_loss
 
 __all__ = [
@@ -32,12 +33,14 @@ __all__ = [
     "LogitAdjustedCrossEntropyLoss",
     "Poly1CrossEntropyLoss",
     "Poly1FocalLoss",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "VarifocalLoss",
 ]
 
 
@@ -239,6 +242,31 @@ class Poly1FocalLoss(_Loss):
         super().__init__(reduction, sync=sync, epsilon=I.check_epsilon(name, epsilon),
                          alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class VarifocalLoss(_Loss):
+    """Module face of :func:`focalkit.varifocal_loss`."""
+
+    _function = staticmethod(varifocal_loss)
+
+    def __init__(self, *, alpha: float = 0.75, gamma: float = 2.0, iou_weighted: bool = True,
+                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        alpha, gamma, iou_weighted = I.check_varifocal_options(name, alpha, gamma, iou_weighted)
+        super().__init__(reduction, sync=sync, alpha=alpha, gamma=gamma, iou_weighted=iou_weighted,
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
+
+
+class QualityFocalLoss(_Loss):
+    """Module face of :func:`focalkit.quality_focal_loss`."""
+
+    _function = staticmethod(quality_focal_loss)
+
+    def __init__(self, *, beta: float = 2.0, ignore_index: int | None = None, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, beta=I.check_qfl_beta(name, beta),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
 
 

@@ -39,6 +39,7 @@ class SigmoidConfig:
     gamma_neg: float = 4.0  # ASL's γ₋ (``gamma`` is its γ₊)
     clip: float = 0.0  # ASL's probability shift
     epsilon: float = 0.0  # poly-1's ε
+    iou_weighted: bool = True  # VFL: positives weighed by their target (else by 1)
 
 
 def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:

@@ -58,7 +58,8 @@ def sigmoid_slice_terms(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any, pw: Any,
         pw = ops.cast(pw, cfg.dtype)
     loss, grad, _ = sigmoid_terms(ops, cfg.family, xc, yc, order=order, pos_weight=pw, alpha=cfg.alpha,
                                   gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k, beta=beta, tiny=tiny,
-                                  gamma_neg=cfg.gamma_neg, clip=cfg.clip, epsilon=cfg.epsilon)
+                                  gamma_neg=cfg.gamma_neg, clip=cfg.clip, epsilon=cfg.epsilon,
+                                  iou_weighted=cfg.iou_weighted)
     if w is not None:
         loss = loss * w
         grad = grad * w if grad is not None else None
