@@ -18,6 +18,7 @@ from .cross_entropy import cross_entropy as cross_entropy
 from .focal import sigmoid_focal_loss as sigmoid_focal_loss
 from .focal import softmax_focal_loss as softmax_focal_loss
 from .ghm import ghmc_loss as ghmc_loss
+from .ghm import ghmr_loss as ghmr_loss
 from .hard_truncation import sigmoid_hard_truncation_loss as sigmoid_hard_truncation_loss
 from .hard_truncation import softmax_hard_truncation_loss as softmax_hard_truncation_loss
 from .nn import AsymmetricLoss as AsymmetricLoss
@@ -25,6 +26,7 @@ from .nn import BalancedSoftmaxLoss as BalancedSoftmaxLoss
 from .nn import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
 from .nn import CrossEntropyLoss as CrossEntropyLoss
 from .nn import GHMCLoss as GHMCLoss
+from .nn import GHMRLoss as GHMRLoss
 from .nn import LDAMLoss as LDAMLoss
 from .nn import LogitAdjustedCrossEntropyLoss as LogitAdjustedCrossEntropyLoss
 from .nn import Poly1CrossEntropyLoss as Poly1CrossEntropyLoss
@@ -52,6 +54,7 @@ __all__ = [
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
+    "GHMRLoss",
     "LDAMLoss",
     "LogitAdjustedCrossEntropyLoss",
     "Poly1CrossEntropyLoss",
@@ -70,6 +73,7 @@ __all__ = [
     "class_balanced_weights",
     "cross_entropy",
     "ghmc_loss",
+    "ghmr_loss",
     "ldam_loss",
     "ldam_margins",
     "logit_adjusted_cross_entropy",

@@ -65,6 +65,7 @@ __all__ = [
     "SOFTMAX_FAMILIES",
     "ghmc_beta",
     "ghmc_bin_index",
+    "ghmr_terms",
     "is_one",
     "is_zero",
     "sigmoid_terms",
@@ -120,6 +121,17 @@ def ghmc_beta(ops: Any, density: Any, n_valid: Any, divisor: Any) -> Any:
     """
     filled = density > 0
     return ops.where(filled, n_valid / ops.where(filled, density, 1.0) / divisor, 0.0)
+
+
+def ghmr_terms(ops: Any, d: Any, mu: float) -> tuple[Any, Any]:
+    """GHM-R's ``ASL1 = √(d² + μ²) − μ`` and its gradient norm ``g = |d| / √(d² + μ²) ∈ [0, 1]``.
+
+    ASL1 is taken as ``|d| · (|d| / (h + μ))`` with ``h = hypot(d, μ)``: ``(h − μ)(h + μ) = d²`` without the
+    cancellation of ``h − μ`` for ``|d| ≪ μ``, and without forming ``d²`` (float32 overflows beyond 1.8e19).
+    """
+    a = ops.abs(d)
+    h = ops.hypot(d, mu)
+    return a * (a / (h + mu)), a / h
 
 
 def heaviside(ops: Any, z: Any) -> Any:

@@ -313,20 +313,21 @@ def output_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
-def check_logits(fn: str, logits: object) -> Tensor:
+def check_logits(fn: str, logits: object, *, name: str = "logits") -> Tensor:
+    """A floating tensor with finite values (``name``: what the caller calls it, e.g. GHM-R's ``pred``)."""
     if not isinstance(logits, Tensor):
-        raise TypeError(f"{fn}: logits must be a torch.Tensor; got {type(logits).__name__}.")
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor; got {type(logits).__name__}.")
     if not logits.dtype.is_floating_point:
-        raise TypeError(f"{fn}: logits must be a floating-point tensor; got {logits.dtype}.")
+        raise TypeError(f"{fn}: {name} must be a floating-point tensor; got {logits.dtype}.")
     # one fast reduction: a NaN or Inf input makes the sum NaN or Inf; a sum that overflowed on
     # finite inputs is told apart by the exact check, which runs only then
     if (_checks_values(logits) and not bool(torch.isfinite(logits.detach().sum()))
             and not bool(torch.isfinite(logits).all())):
-        raise ValueError(f"{fn}: logits must be finite; got NaN or Inf values.")
+        raise ValueError(f"{fn}: {name} must be finite; got NaN or Inf values.")
     return logits
 
 
-def _check_tensor(fn: str, name: str, value: object, logits: Tensor | None = None) -> Tensor:
+def check_tensor(fn: str, name: str, value: object, logits: Tensor | None = None) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor; got {type(value).__name__}.")
     if logits is not None:
@@ -367,7 +368,7 @@ def _range_of(t: Tensor) -> tuple[float, float]:
 def check_sample_weight(fn: str, sample_weight: object, loss_shape: torch.Size, logits: Tensor) -> Tensor | None:
     if sample_weight is None:
         return None
-    w = _check_tensor(fn, "sample_weight", sample_weight, logits)
+    w = check_tensor(fn, "sample_weight", sample_weight, logits)
     if w.dtype.is_complex:
         raise TypeError(f"{fn}: sample_weight must be real or bool; got {w.dtype}.")
     try:
@@ -443,7 +444,7 @@ def sigmoid_inputs(
     norm = check_normalizer(fn, normalizer, reduction)
     group = check_sync(fn, sync, reduction, sync_per_element)
     x = check_logits(fn, logits)
-    y = _check_tensor(fn, "target", target, x)
+    y = check_tensor(fn, "target", target, x)
     if y.shape != x.shape:
         raise ValueError(
             f"{fn}: logits and target must have the same shape; got logits {tuple(x.shape)}, target {tuple(y.shape)}."
@@ -505,7 +506,7 @@ def softmax_inputs(
     norm = check_normalizer(fn, normalizer, reduction, positives=False)
     group = check_sync(fn, sync, reduction)
     x = check_logits(fn, logits)
-    t = _check_tensor(fn, "target", target, x)
+    t = check_tensor(fn, "target", target, x)
     if x.ndim < 2:
         raise ValueError(
             f"{fn}: logits must be (N, C, *) with the classes on class_dim; got shape {tuple(x.shape)}. "

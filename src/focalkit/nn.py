@@ -17,7 +17,7 @@ from . import class_balance as cb
 from .asymmetric import asymmetric_loss
 from .cross_entropy import binary_cross_entropy, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
-from .ghm import RunningCounts, _ghmc, check_ghmc_options
+from .ghm import RunningCounts, _ghmc, _ghmr, check_ghmc_options, check_ghmr_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
 from .poly import poly1_cross_entropy, poly1_focal_loss
 from .quality import quality_focal_loss, varifocal_loss
@@ -29,6 +29,7 @@ __all__ = [
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "GHMCLoss",
+    "GHMRLoss",
     "LDAMLoss",
     "LogitAdjustedCrossEntropyLoss",
     "Poly1CrossEntropyLoss",
@@ -340,7 +341,25 @@ class SoftmaxSoftTruncationLoss(_SoftmaxLoss):
                          k=I.check_number(name, "k", k, low=0.0), weighting=weighting)
 
 
-class GHMCLoss(_Loss):
+class _HistogramLoss(_Loss):
+    """GHM-C's and GHM-R's common part: the running bin counts (buffer ``running_counts``) stay float32."""
+
+    _sync_per_element = True
+    running_counts: Tensor
+
+    def _apply(self, fn: Any, recurse: bool = True) -> _HistogramLoss:
+        """``.to(device)`` moves the running counts; ``.half()`` / ``.bfloat16()`` / ``.double()`` (as
+        ``model.half()`` does to a model holding the loss) leave them in float32: in float16 a bin of more
+        than 65,504 elements would be ``inf`` and its gradient 0."""
+        counts = self.running_counts
+        super()._apply(fn, recurse)
+        if self.running_counts.dtype != counts.dtype:
+            self.running_counts = counts.to(device=self.running_counts.device)
+        self._running.clear()  # recorded densities live on the old device
+        return self
+
+
+class GHMCLoss(_HistogramLoss):
     """Module face of :func:`focalkit.ghmc_loss`, with the EMA of the bin counts.
 
     With ``momentum > 0`` the running count of each bin (buffer ``running_counts``, starting at
@@ -388,13 +407,35 @@ class GHMCLoss(_Loss):
                      ignore_index=opts["ignore_index"], reduction=self.reduction, normalizer=normalizer,
                      density_of=density_of, sync=opts["sync"])
 
-    def _apply(self, fn: Any, recurse: bool = True) -> GHMCLoss:
-        """``.to(device)`` moves the running counts; ``.half()`` / ``.bfloat16()`` / ``.double()`` (as
-        ``model.half()`` does to a model holding the loss) leave them in float32: in float16 a bin of more
-        than 65,504 elements would be ``inf`` and its gradient 0."""
-        counts = self.running_counts
-        super()._apply(fn, recurse)
-        if self.running_counts.dtype != counts.dtype:
-            self.running_counts = counts.to(device=self.running_counts.device)
-        self._running.clear()  # recorded densities live on the old device
-        return self
+
+class GHMRLoss(_HistogramLoss):
+    """Module face of :func:`focalkit.ghmr_loss`, with the EMA of the bin counts (mmdetection's ``GHMR``
+    ``momentum``).
+
+    ``forward(pred, target, sample_weight=None, normalizer=None)``. The running counts (buffer
+    ``running_counts``) behave as :class:`GHMCLoss`'s: updated for the bins non-empty in the batch in training
+    mode only, float32 through ``.half()``, exact under activation checkpointing, all-reduced with ``sync``.
+    """
+
+    _sync_per_element = True
+
+    def __init__(self, *, mu: float = 0.02, bins: int = 10, momentum: float = 0.0,
+                 bin_normalization: str = "nonempty", reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        mu, bins = check_ghmr_options(name, mu, bins, bin_normalization)
+        super().__init__(reduction, sync=sync, mu=mu, bins=bins,
+                         momentum=I.check_number(name, "momentum", momentum, low=0.0, high=1.0, high_open=True),
+                         bin_normalization=bin_normalization)
+        self.register_buffer("running_counts", torch.zeros(bins, dtype=torch.float32))
+        self._running = RunningCounts(name)
+
+    def forward(self, pred: Tensor, target: Tensor, sample_weight: Tensor | None = None,
+                normalizer: float | Tensor | str | None = None) -> Tensor:
+        opts = self._options
+        density_of = None
+        if opts["momentum"] > 0:
+            density_of = self._running.density_of(self.running_counts, opts["momentum"], update=self.training)
+        return _ghmr(type(self).__name__, pred, target, mu=opts["mu"], bins=opts["bins"],
+                     bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
+                     reduction=self.reduction, normalizer=normalizer, density_of=density_of, sync=opts["sync"])
+

@@ -12,8 +12,10 @@ from torch import Tensor
 
 from .._inputs import SigmoidInputs, SoftmaxInputs
 from .fused import SigmoidConfig, SoftmaxConfig, all_reduce, ghmc_bin_weights, sigmoid_loss, softmax_loss
+from .reference import _reduce_scale as reduce_scale
 
-__all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights", "run_sigmoid", "run_softmax"]
+__all__ = ["SigmoidConfig", "SoftmaxConfig", "all_reduce", "ghmc_bin_weights", "reduce_scale", "run_sigmoid",
+           "run_softmax"]
 
 
 def run_sigmoid(inp: SigmoidInputs, family: str, *, pos_weight: Tensor | float | None = None,

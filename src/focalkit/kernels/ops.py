@@ -26,6 +26,11 @@ class TorchOps:
     frac = staticmethod(torch.frac)  # x − trunc(x); the core takes it of x ≥ 0 only
 
     @staticmethod
+    def hypot(x: torch.Tensor, y: float) -> torch.Tensor:
+        """``√(x² + y²)`` without overflow, for a tensor ``x`` and a number ``y``."""
+        return torch.hypot(x, torch.full((), y, dtype=x.dtype, device=x.device))
+
+    @staticmethod
     def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``a + b · c`` in one pass (``addcmul``)."""
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and isinstance(c, torch.Tensor):
