@@ -59,6 +59,15 @@ CASES = {
     "ghmr/sum": lambda x, y, yi, xs, ts, w, s: fk.ghmr_loss(x * 0.1, y * 0.1, reduction="sum", sync=s),
     "ce/sum": lambda x, y, yi, xs, ts, w, s: fk.cross_entropy(xs, ts, sample_weight=w, reduction="sum", sync=s),
     "softmax-focal/number": lambda x, y, yi, xs, ts, w, s: fk.softmax_focal_loss(xs, ts, normalizer=40.0, sync=s),
+    # region losses: per-sample scores averaged over the ranks, or (batch=True) one score of the whole batch
+    "dice/mean": lambda x, y, yi, xs, ts, w, s: fk.dice_loss(x.reshape(-1, 2, 2), y.reshape(-1, 2, 2), sync=s),
+    "dice/batch": lambda x, y, yi, xs, ts, w, s: fk.dice_loss(x, y, batch=True, sync=s),
+    "tversky/batch+weight": lambda x, y, yi, xs, ts, w, s: fk.tversky_loss(
+        x, y, alpha=0.3, beta=0.7, batch=True, sample_weight=w[:, None], sync=s),
+    "dice-focal/ignore": lambda x, y, yi, xs, ts, w, s: fk.dice_focal_loss(
+        x.reshape(-1, 2, 2), yi.reshape(-1, 2, 2), ignore_index=255, sync=s),
+    "softmax-dice/batch": lambda x, y, yi, xs, ts, w, s: fk.focal_tversky_loss(xs, ts, activation="softmax",
+                                                                             batch=True, sync=s),
 }
 
 

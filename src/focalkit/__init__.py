@@ -15,6 +15,10 @@ from .class_balance import ldam_margins as ldam_margins
 from .class_balance import logit_adjusted_cross_entropy as logit_adjusted_cross_entropy
 from .cross_entropy import binary_cross_entropy as binary_cross_entropy
 from .cross_entropy import cross_entropy as cross_entropy
+from .dice import dice_focal_loss as dice_focal_loss
+from .dice import dice_loss as dice_loss
+from .dice import focal_tversky_loss as focal_tversky_loss
+from .dice import tversky_loss as tversky_loss
 from .focal import sigmoid_focal_loss as sigmoid_focal_loss
 from .focal import softmax_focal_loss as softmax_focal_loss
 from .ghm import ghmc_loss as ghmc_loss
@@ -25,6 +29,9 @@ from .nn import AsymmetricLoss as AsymmetricLoss
 from .nn import BalancedSoftmaxLoss as BalancedSoftmaxLoss
 from .nn import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
 from .nn import CrossEntropyLoss as CrossEntropyLoss
+from .nn import DiceFocalLoss as DiceFocalLoss
+from .nn import DiceLoss as DiceLoss
+from .nn import FocalTverskyLoss as FocalTverskyLoss
 from .nn import GHMCLoss as GHMCLoss
 from .nn import GHMRLoss as GHMRLoss
 from .nn import LDAMLoss as LDAMLoss
@@ -38,6 +45,7 @@ from .nn import SigmoidSoftTruncationLoss as SigmoidSoftTruncationLoss
 from .nn import SoftmaxFocalLoss as SoftmaxFocalLoss
 from .nn import SoftmaxHardTruncationLoss as SoftmaxHardTruncationLoss
 from .nn import SoftmaxSoftTruncationLoss as SoftmaxSoftTruncationLoss
+from .nn import TverskyLoss as TverskyLoss
 from .nn import VarifocalLoss as VarifocalLoss
 from .poly import poly1_cross_entropy as poly1_cross_entropy
 from .poly import poly1_focal_loss as poly1_focal_loss
@@ -53,6 +61,9 @@ __all__ = [
     "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
+    "DiceFocalLoss",
+    "DiceLoss",
+    "FocalTverskyLoss",
     "GHMCLoss",
     "GHMRLoss",
     "LDAMLoss",
@@ -66,12 +77,16 @@ __all__ = [
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "TverskyLoss",
     "VarifocalLoss",
     "asymmetric_loss",
     "balanced_softmax_loss",
     "binary_cross_entropy",
     "class_balanced_weights",
     "cross_entropy",
+    "dice_focal_loss",
+    "dice_loss",
+    "focal_tversky_loss",
     "ghmc_loss",
     "ghmr_loss",
     "ldam_loss",
@@ -87,6 +102,7 @@ __all__ = [
     "softmax_focal_loss",
     "softmax_hard_truncation_loss",
     "softmax_soft_truncation_loss",
+    "tversky_loss",
     "value_checks",
     "value_checks_enabled",
     "varifocal_loss",

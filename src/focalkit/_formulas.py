@@ -134,6 +134,17 @@ def ghmr_terms(ops: Any, d: Any, mu: float) -> tuple[Any, Any]:
     return a * (a / (h + mu)), a / h
 
 
+def tversky_terms(tp: Any, fp: Any, fn: Any, *, alpha: float, beta: float, smooth_nr: float,
+                  smooth_dr: float) -> Any:
+    """The Tversky loss of region sums, ``1 − (tp + s_n) / (tp + α·fp + β·fn + s_d)``, written as
+    ``(α·fp + β·fn + s_d − s_n) / (tp + α·fp + β·fn + s_d)``: no ``1 − ratio`` cancellation when the
+    overlap is nearly perfect, and no ``Σp − tp`` either (``fp = Σp(1−y)`` and ``fn = Σ(1−p)y`` are summed
+    as such). Dice is ``α = β = ½`` with both smoothing terms halved: ``(fp + fn + s_d − s_n) / (2tp + fp +
+    fn + s_d)``, the same bits; Jaccard (IoU) is ``α = β = 1``. ``s_d > 0`` makes an empty class score 0."""
+    off = alpha * fp + beta * fn
+    return (off + (smooth_dr - smooth_nr)) / (tp + off + smooth_dr)
+
+
 def heaviside(ops: Any, z: Any) -> Any:
     """θ(z) with θ(0) = ½ (seed 000): ``(sign(z) + 1) / 2``."""
     return (ops.sign(z) + 1.0) * 0.5

@@ -155,6 +155,12 @@ def check_asl_options(fn: str, gamma_pos: object, gamma_neg: object, clip: objec
             check_number(fn, "clip", clip, low=0.0, high=1.0, high_open=True))
 
 
+def check_bool(fn: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be True or False; got {value!r}.")
+    return value
+
+
 def check_varifocal_options(fn: str, alpha: object, gamma: object, iou_weighted: object) -> tuple[float, float, bool]:
     """VFL's ``α ≥ 0`` (the negatives' scale), ``γ ≥ 0`` and ``iou_weighted`` (a bool)."""
     if not isinstance(iou_weighted, bool):

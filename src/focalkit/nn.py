@@ -16,6 +16,7 @@ from . import _inputs as I
 from . import class_balance as cb
 from .asymmetric import asymmetric_loss
 from .cross_entropy import binary_cross_entropy, cross_entropy
+from .dice import _check_activation, _check_smooth, dice_focal_loss, dice_loss, focal_tversky_loss, tversky_loss
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 from .ghm import RunningCounts, _ghmc, _ghmr, check_ghmc_options, check_ghmr_options
 from .hard_truncation import sigmoid_hard_truncation_loss, softmax_hard_truncation_loss
@@ -28,6 +29,9 @@ __all__ = [
     "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
+    "DiceFocalLoss",
+    "DiceLoss",
+    "FocalTverskyLoss",
     "GHMCLoss",
     "GHMRLoss",
     "LDAMLoss",
@@ -41,6 +45,7 @@ __all__ = [
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
     "SoftmaxSoftTruncationLoss",
+    "TverskyLoss",
     "VarifocalLoss",
 ]
 
@@ -439,3 +444,99 @@ class GHMRLoss(_HistogramLoss):
                      bin_normalization=opts["bin_normalization"], sample_weight=sample_weight,
                      reduction=self.reduction, normalizer=normalizer, density_of=density_of, sync=opts["sync"])
 
+
+
+class _RegionLoss(_Loss):
+    """Region (Dice-type) losses: ``activation``, ``include_background``, ``batch``, the smoothing terms,
+    ``class_weight`` as a buffer, ``ignore_index``."""
+
+    def __init__(self, reduction: str, *, activation: str, include_background: bool, batch: bool, smooth_nr: float,
+                 smooth_dr: float, class_weight: object, ignore_index: int | None, **options: Any) -> None:
+        name = type(self).__name__
+        s_n, s_d = _check_smooth(name, smooth_nr, smooth_dr)
+        self._sync_per_element = I.check_bool(name, "batch", batch)  # per-class scores of the whole batch
+        super().__init__(reduction, activation=_check_activation(name, activation),
+                         include_background=I.check_bool(name, "include_background", include_background),
+                         batch=batch, smooth_nr=s_n, smooth_dr=s_d,
+                         ignore_index=I.check_optional_int(name, "ignore_index", ignore_index), **options)
+        self._register_vector("class_weight", class_weight)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**self._options, "class_weight": self.class_weight}
+
+
+class DiceLoss(_RegionLoss):
+    """Module face of :func:`focalkit.dice_loss`."""
+
+    _function = staticmethod(dice_loss)
+
+    def __init__(self, *, activation: str = "sigmoid", include_background: bool = True, batch: bool = False,
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, class_weight: Tensor | None = None,
+                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
+        super().__init__(reduction, sync=sync, activation=activation, include_background=include_background,
+                         batch=batch, smooth_nr=smooth_nr, smooth_dr=smooth_dr, class_weight=class_weight,
+                         ignore_index=ignore_index)
+
+
+class TverskyLoss(_RegionLoss):
+    """Module face of :func:`focalkit.tversky_loss`."""
+
+    _function = staticmethod(tversky_loss)
+
+    def __init__(self, *, alpha: float = 0.5, beta: float = 0.5, activation: str = "sigmoid",
+                 include_background: bool = True, batch: bool = False, smooth_nr: float = 1e-5,
+                 smooth_dr: float = 1e-5, class_weight: Tensor | None = None, ignore_index: int | None = None,
+                 reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, activation=activation, include_background=include_background,
+                         batch=batch, smooth_nr=smooth_nr, smooth_dr=smooth_dr, class_weight=class_weight,
+                         ignore_index=ignore_index, alpha=I.check_number(name, "alpha", alpha, low=0.0),
+                         beta=I.check_number(name, "beta", beta, low=0.0))
+
+
+class FocalTverskyLoss(_RegionLoss):
+    """Module face of :func:`focalkit.focal_tversky_loss`."""
+
+    _function = staticmethod(focal_tversky_loss)
+
+    def __init__(self, *, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75, activation: str = "sigmoid",
+                 include_background: bool = True, batch: bool = False, smooth_nr: float = 1e-5,
+                 smooth_dr: float = 1e-5, class_weight: Tensor | None = None, ignore_index: int | None = None,
+                 reduction: str = "mean", sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__(reduction, sync=sync, activation=activation, include_background=include_background,
+                         batch=batch, smooth_nr=smooth_nr, smooth_dr=smooth_dr, class_weight=class_weight,
+                         ignore_index=ignore_index, alpha=I.check_number(name, "alpha", alpha, low=0.0),
+                         beta=I.check_number(name, "beta", beta, low=0.0),
+                         gamma=I.check_number(name, "gamma", gamma, low=0.0, low_open=True))
+
+
+class DiceFocalLoss(_RegionLoss):
+    """Module face of :func:`focalkit.dice_focal_loss` (``reduction="mean"`` only); a per-class ``alpha`` is
+    a buffer. ``forward(logits, target, sample_weight=None)``."""
+
+    _function = staticmethod(dice_focal_loss)
+
+    def __init__(self, *, activation: str = "sigmoid", gamma: float = 2.0, alpha: float | Tensor | None = None,
+                 lambda_dice: float = 1.0, lambda_focal: float = 1.0, include_background: bool = True,
+                 batch: bool = False, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+                 class_weight: Tensor | None = None, ignore_index: int | None = None,
+                 sync: bool | object = False) -> None:
+        name = type(self).__name__
+        super().__init__("mean", sync=sync, activation=activation, include_background=include_background,
+                         batch=batch, smooth_nr=smooth_nr, smooth_dr=smooth_dr, class_weight=class_weight,
+                         ignore_index=ignore_index, gamma=I.check_gamma(name, gamma),
+                         lambda_dice=I.check_number(name, "lambda_dice", lambda_dice, low=0.0),
+                         lambda_focal=I.check_number(name, "lambda_focal", lambda_focal, low=0.0))
+        checked = (I.check_alpha_binary(name, alpha) if activation == "sigmoid"
+                   else I.check_alpha_multiclass(name, alpha))
+        if isinstance(checked, Tensor):
+            self.register_buffer("alpha", checked)
+        else:
+            self.alpha = checked
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "alpha": self.alpha}
+
+    def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+        return dice_focal_loss(logits, target, sample_weight=sample_weight, **self._kwargs())
