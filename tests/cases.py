@@ -40,6 +40,8 @@ SIGMOID = [
          {"alpha": 0.5, "gamma": 1.5, "iou_weighted": False}),
     Case("quality_focal_loss", fk.quality_focal_loss, fk.QualityFocalLoss, "sigmoid", {"beta": 2.0}),
     Case("quality_focal_loss[fractional]", fk.quality_focal_loss, fk.QualityFocalLoss, "sigmoid", {"beta": 1.5}),
+    Case("sigmoid_focal_loss[adaptive]", fk.sigmoid_focal_loss, fk.SigmoidFocalLoss, "sigmoid",
+         {"alpha": 0.25, "gamma": 3.0, "gamma_hard": 5.0, "hard_threshold": 0.3}),
 ]
 SOFTMAX = [
     Case("cross_entropy", fk.cross_entropy, fk.CrossEntropyLoss, "softmax", {"label_smoothing": 0.1}),
@@ -51,6 +53,8 @@ SOFTMAX = [
     Case("softmax_soft_truncation_loss[complement]", fk.softmax_soft_truncation_loss, fk.SoftmaxSoftTruncationLoss,
          "softmax", {"k": 2.0, "weighting": "complement"}),
     Case("poly1_cross_entropy", fk.poly1_cross_entropy, fk.Poly1CrossEntropyLoss, "softmax", {"epsilon": 2.0}),
+    Case("softmax_focal_loss[adaptive]", fk.softmax_focal_loss, fk.SoftmaxFocalLoss, "softmax",
+         {"gamma": 3.0, "gamma_hard": 5.0}),
 ]
 ALL = SIGMOID + SOFTMAX
 

@@ -462,6 +462,26 @@ def test_scenes_end_to_end(tmp_path, capsys):
     assert (out / "ghm_grad_norms.png").exists()
 
 
+def test_dice_and_dice_focal_as_compare_losses(tmp_path, capsys):
+    out = tmp_path / "s"
+    rc = main(["compare", "--data", "scenes@40", "--losses", "ce", "dice", "dice-focal:gamma=1", "dice:batch=1",
+               "--seeds", "2", "--epochs", "1", "--lrs", "0.01", "--jobs", "1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    metrics = _summary(out)["metrics"]
+    assert {"dice", "dice-focal:gamma=1", "dice:batch=1"} <= set(metrics)
+    assert metrics["dice"]["iou"]["mean"] != metrics["dice:batch=1"]["iou"]["mean"]
+    # table rows: one soft F1 per class over the batch, binary and multi-class
+    rc = main(["compare", "--losses", "ce", "dice", "--out", str(tmp_path / "b"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["compare", "--data", "digits-lt@20", "--losses", "ce", "dice-focal", "focal:gamma=3,gamma_hard=5",
+               "--model", "linear", "--out", str(tmp_path / "m"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    assert "focal:gamma=3,gamma_hard=5" in _summary(tmp_path / "m")["metrics"]
+    rc = main(["compare", "--losses", "ce", "dice:batch=2", "--out", str(tmp_path / "x"), *TINY])
+    assert rc == 2
+    assert "dice batch must be 0 or 1" in capsys.readouterr().err
+
+
 def test_user_masks_from_npz_with_ignored_pixels(tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = rng.normal(size=(30, 2, 16, 16)).astype(np.float32)

@@ -35,6 +35,11 @@ OBJECTIVES = {
     "poly1_focal/gamma=0": (gbm.poly1_focal_objective(epsilon=-0.5, alpha=None, gamma=0.0),
                             lambda x, y: fk.poly1_focal_loss(x, y, epsilon=-0.5, alpha=None, gamma=0.0,
                                                              reduction="sum")),
+    "focal/adaptive": (gbm.focal_objective(gamma=3.0, gamma_hard=5.0),
+                       lambda x, y: fk.sigmoid_focal_loss(x, y, gamma=3.0, gamma_hard=5.0, reduction="sum")),
+    "focal/adaptive-fractional": (gbm.focal_objective(alpha=None, gamma=0.5, gamma_hard=2.5, hard_threshold=0.4),
+                                  lambda x, y: fk.sigmoid_focal_loss(x, y, alpha=None, gamma=0.5, gamma_hard=2.5,
+                                                                     hard_threshold=0.4, reduction="sum")),
 }
 
 
@@ -75,17 +80,17 @@ def test_hard_truncation_gradient_and_hessian():
     np.testing.assert_allclose(hess, h_ref, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
-def test_softmax_focal_gradient_and_diagonal_hessian(gamma, agree):
+@pytest.mark.parametrize(("gamma", "gamma_hard"), [(0.0, None), (1.0, None), (2.0, None), (3.0, 5.0), (0.0, 2.0)])
+def test_softmax_focal_gradient_and_diagonal_hessian(gamma, gamma_hard, agree):
     rng = np.random.default_rng(2)
     x = rng.normal(scale=2.0, size=(30, 4))
     t = rng.integers(0, 4, size=30)
     alpha = [0.1, 0.2, 0.3, 0.4]
-    objective = gbm.softmax_focal_objective(4, alpha=alpha, gamma=gamma)
+    objective = gbm.softmax_focal_objective(4, alpha=alpha, gamma=gamma, gamma_hard=gamma_hard)
     _, grad, hess = objective.terms(x, t.astype(float), order=2)
     xt = torch.tensor(x, requires_grad=True)
     loss = fk.softmax_focal_loss(xt, torch.tensor(t), alpha=torch.tensor(alpha, dtype=torch.float64), gamma=gamma,
-                                 reduction="sum")
+                                 gamma_hard=gamma_hard, reduction="sum")
     (g,) = torch.autograd.grad(loss, xt, create_graph=True)
     diag = torch.stack([torch.autograd.grad(g[:, c].sum(), xt, retain_graph=True)[0][:, c] for c in range(4)], 1)
     agree("gbm: softmax gradient vs torch.autograd", grad, g.detach().numpy(), rtol=1e-9, atol=1e-12)

@@ -48,11 +48,16 @@ SIGMOID = [
      lambda x, y: fk.asymmetric_loss(x, y, gamma_pos=1.0, gamma_neg=3.0, clip=0.1, reduction="none")),
     (fkk.Poly1FocalLoss(epsilon=-0.5, alpha=0.4, gamma=1.5),
      lambda x, y: fk.poly1_focal_loss(x, y, epsilon=-0.5, alpha=0.4, gamma=1.5, reduction="none")),
+    (fkk.SigmoidFocalLoss(alpha=0.3, gamma=3.0, gamma_hard=5.0, hard_threshold=0.3),
+     lambda x, y: fk.sigmoid_focal_loss(x, y, alpha=0.3, gamma=3.0, gamma_hard=5.0, hard_threshold=0.3,
+                                        reduction="none")),
 ]
 SOFTMAX = [
     (fkk.SparseCategoricalCrossEntropy(), lambda x, t: fk.cross_entropy(x, t, reduction="none")),
     (fkk.SoftmaxFocalLoss(sparse=True, alpha=[0.1, 0.2, 0.3, 0.4], gamma=2.0),
      lambda x, t: fk.softmax_focal_loss(x, t, alpha=[0.1, 0.2, 0.3, 0.4], reduction="none")),
+    (fkk.SoftmaxFocalLoss(sparse=True, gamma=3.0, gamma_hard=5.0),
+     lambda x, t: fk.softmax_focal_loss(x, t, gamma=3.0, gamma_hard=5.0, reduction="none")),
     (fkk.SoftmaxHardTruncationLoss(sparse=True, threshold=0.4),
      lambda x, t: fk.softmax_hard_truncation_loss(x, t, threshold=0.4, reduction="none")),
     (fkk.SoftmaxSoftTruncationLoss(sparse=True, k=1.5),

@@ -109,6 +109,26 @@ def _power(ops: Any, q: Any, exponent: float, tiny: float) -> Any:
     return ops.power(ops.maximum(q, tiny), exponent)
 
 
+def adaptive_gamma(ops: Any, hard: Any, gamma: Any, gamma_hard: Any, like: Any) -> Any:
+    """The focusing parameter of an adaptive focal loss, per element: ``gamma_hard`` where ``hard`` (``p_t <
+    hard_threshold``), else ``gamma`` (Mukhoti et al. 2020's FLSD-53 is ``γ = 5`` below 0.2, ``3`` above). It
+    is piecewise constant in ``p_t``: each piece's derivative is taken with its own γ, as the authors' code
+    (which reads γ off ``p_t`` without gradient). ``like`` gives the values' dtype and shape."""
+    one = ops.ones_like(like)
+    return ops.where(hard, one * gamma_hard, one * gamma)
+
+
+def _focal_factor(ops: Any, log1m: Any, hard: Any, gamma: Any, gamma_hard: Any, like: Any) -> tuple[Any, Any]:
+    """``(γ, (1 − p)^γ)`` from ``log(1 − p)``, with :func:`adaptive_gamma` when ``gamma_hard`` is given. A γ of
+    0 gives a factor of exactly 1, also where ``log(1 − p) = −∞`` (``0 · −∞`` would be NaN)."""
+    def factor(g: Any) -> Any:
+        return 1.0 if is_zero(g) else ops.exp(g * log1m)
+
+    if gamma_hard is None:
+        return gamma, ops.exp(gamma * log1m)
+    return adaptive_gamma(ops, hard, gamma, gamma_hard, like), ops.where(hard, factor(gamma_hard), factor(gamma))
+
+
 def ghmc_bin_index(ops: Any, x: Any, y: Any, bins: int) -> Any:
     """GHM-C's bin of ``g = |σ(x) − y|``: ``floor(g · bins)``, the top edge (``g = 1``) in the last bin."""
     return ops.to_bin(ops.abs(ops.sigmoid(x) - y) * bins, bins)
@@ -153,12 +173,14 @@ def heaviside(ops: Any, z: Any) -> Any:
 def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_weight: Any = None,
                   alpha: float | None = None, gamma: float = 2.0, threshold: float = 0.5, k: float = 1.0,
                   beta: Any = None, tiny: float = 1e-30, gamma_neg: float = 4.0, clip: float = 0.0,
-                  epsilon: float = 0.0, iou_weighted: bool = True) -> tuple[Any, Any, Any]:
+                  epsilon: float = 0.0, iou_weighted: bool = True, gamma_hard: Any = None,
+                  hard_threshold: Any = 0.2) -> tuple[Any, Any, Any]:
     """Per-element loss, and its first (``order ≥ 1``) and second (``order ≥ 2``) derivative in ``x``.
 
     ``y`` is the (already smoothed) target in [0, 1]; unused derivatives are returned as ``None``. ``gamma`` is
     ASL's ``γ₊``, ``gamma_neg`` its ``γ₋`` and ``clip`` its shift ``c``; ``epsilon`` is poly-1's ``ε``; for QFL
-    ``gamma`` is ``β``; ``iou_weighted`` is VFL's weighting of the positives by their target.
+    ``gamma`` is ``β``; ``iou_weighted`` is VFL's weighting of the positives by their target; ``gamma_hard``
+    (focal, poly-1 focal) the γ where ``p_t < hard_threshold`` (:func:`adaptive_gamma`).
     """
     if family == "asl":
         return _asl_terms(ops, x, y, order=order, gamma_pos=gamma, gamma_neg=gamma_neg, clip=clip, tiny=tiny)
@@ -192,7 +214,19 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     if family in ("focal", "polyfocal"):
         t = 1.0 - 2.0 * y
         q = ops.fma(ybar * s, y, sbar)  # 1 − p_t = y σ(−x) + (1−y) σ(x): no cancellation when p_t is near 1
-        m = _power(ops, q, gamma, tiny)
+        if gamma_hard is None:
+            g = gamma
+
+            def power(shift: float) -> Any:  # q^{γ + shift}
+                return _power(ops, q, gamma + shift, tiny)
+        else:
+            hard = q > 1.0 - hard_threshold  # p_t < threshold, read off q = 1 − p_t
+            g = adaptive_gamma(ops, hard, gamma, gamma_hard, q)
+
+            def power(shift: float) -> Any:  # each piece's own power: products where γ is whole
+                return ops.where(hard, _power(ops, q, gamma_hard + shift, tiny), _power(ops, q, gamma + shift, tiny))
+        focused = gamma_hard is not None or not is_zero(gamma)
+        m = power(0.0)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
         abce = a * bce
         loss = m * abce
@@ -202,23 +236,22 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
         if order == 0:
             return loss, None, None
         dq = t * s * sbar
-        if is_zero(gamma):
+        if not focused:
             grad = a * dbce
         else:
-            m1 = _power(ops, q, gamma - 1.0, tiny)  # q^{γ−1}
-            grad = (gamma * m1 * dq) * abce + (a * m) * dbce
+            m1 = power(-1.0)  # q^{γ−1}
+            grad = (g * m1 * dq) * abce + (a * m) * dbce
         if poly:
-            grad = grad + (epsilon * (gamma + 1.0)) * m * dq
+            grad = grad + (epsilon * (g + 1.0)) * m * dq
         if order == 1:
             return loss, grad, None
         # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''
         d2q = dq * (sbar - s)
-        dm = gamma * _power(ops, q, gamma - 1.0, tiny) * dq if not is_zero(gamma) else 0.0 * q
-        d2m = (gamma * (gamma - 1.0) * _power(ops, q, gamma - 2.0, tiny) * dq * dq
-               + gamma * _power(ops, q, gamma - 1.0, tiny) * d2q) if not is_zero(gamma) else 0.0 * q
+        dm = g * power(-1.0) * dq if focused else 0.0 * q
+        d2m = (g * (g - 1.0) * power(-2.0) * dq * dq + g * power(-1.0) * d2q) if focused else 0.0 * q
         hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
         if poly:  # ε(γ+1)(γ q^{γ−1} q'² + q^γ q'')
-            hess = hess + (epsilon * (gamma + 1.0)) * (dm * dq + m * d2q)
+            hess = hess + (epsilon * (g + 1.0)) * (dm * dq + m * d2q)
         return loss, grad, hess
     if family == "hard":
         keep_pos = heaviside(ops, threshold - s)
@@ -372,11 +405,12 @@ def log_one_minus_softmax(ops: Any, z: Any, log_p: Any, rest: Any) -> Any:
 
 def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order: int = 1, gamma: float = 2.0,
                   threshold: float = 0.5, k: float = 1.0, keepdims: bool = False,
-                  epsilon: float = 1.0) -> tuple[Any, Any]:
+                  epsilon: float = 1.0, gamma_hard: Any = None, hard_threshold: Any = 0.2) -> tuple[Any, Any]:
     """Per-sample loss ``ℓ = −Σ_c a_c L_c`` (summed over ``axis``, kept at size 1 with ``keepdims``) and
     its gradient in ``x``.
 
-    ``q`` holds the per-class target weights (one-hot or probabilities, times α and class weights).
+    ``q`` holds the per-class target weights (one-hot or probabilities, times α and class weights);
+    ``gamma_hard``: focal's γ for each class term where ``p_c < hard_threshold`` (:func:`adaptive_gamma`).
     """
     x = x - ops.max(x, axis)  # shift-invariant in exact arithmetic; shifted here so every path rounds alike
     log_p, p, rest = log_softmax_parts(ops, x, axis)
@@ -390,11 +424,12 @@ def softmax_terms(ops: Any, family: str, x: Any, q: Any, *, axis: int = 1, order
         extra = (epsilon * ops.exp(log_one_minus_softmax(ops, x, log_p, rest)), epsilon * p)
     elif family == "focal":
         log1m = log_one_minus_softmax(ops, x, log_p, rest)
-        w = ops.exp(gamma * log1m) if not is_zero(gamma) else None
-        if order >= 1 and not is_zero(gamma):
+        focused = gamma_hard is not None or not is_zero(gamma)
+        g, w = _focal_factor(ops, log1m, p < hard_threshold, gamma, gamma_hard, p) if focused else (gamma, None)
+        if order >= 1 and focused:
             one_minus = ops.exp(log1m)
             ratio = ops.where(one_minus > 1e-4, -log_p / ops.maximum(one_minus, 1e-30), 1.0 + 0.5 * one_minus)
-            phi_l = gamma * p * w * ratio
+            phi_l = g * p * w * ratio
     elif family == "hard":
         w = heaviside(ops, threshold - p)
     elif family == "soft":
@@ -433,7 +468,8 @@ def _rest_of_target(ops: Any, e: Any, index: Any, rest: Any, total: Any, axis: i
 
 def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = 1,
                          order: int = 1, gamma: float = 2.0, threshold: float = 0.5,
-                         k: float = 1.0, epsilon: float = 1.0) -> tuple[Any, Any]:
+                         k: float = 1.0, epsilon: float = 1.0, gamma_hard: Any = None,
+                         hard_threshold: Any = 0.2) -> tuple[Any, Any]:
     """:func:`softmax_terms` for class ids: only the target's weight ``w_t`` is formed.
 
     ``index`` holds the class ids with the class axis kept (size 1); ``target_weight`` is
@@ -456,12 +492,14 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
         b = target_weight * epsilon * ops.exp(log_pt)
     elif family == "focal":
         log1m = ops.log(_rest_of_target(ops, e, index, rest, total_e, axis)) - log_s
-        w = ops.exp(gamma * log1m) if not is_zero(gamma) else 1.0
+        focused = gamma_hard is not None or not is_zero(gamma)
+        g, w = (_focal_factor(ops, log1m, ops.exp(log_pt) < hard_threshold, gamma, gamma_hard, log_pt) if focused
+                else (gamma, 1.0))
         a = target_weight * w
-        if order >= 1 and not is_zero(gamma):
+        if order >= 1 and focused:
             one_minus = ops.exp(log1m)
             ratio = ops.where(one_minus > 1e-4, -log_pt / ops.maximum(one_minus, 1e-30), 1.0 + 0.5 * one_minus)
-            b = target_weight * gamma * ops.exp(log_pt) * w * ratio
+            b = target_weight * g * ops.exp(log_pt) * w * ratio
     elif family == "hard":
         a = target_weight * heaviside(ops, threshold - ops.exp(log_pt))
     elif family in {"soft", "complement"}:
@@ -496,7 +534,8 @@ def softmax_terms_sparse(ops: Any, family: str, x: Any, index: Any, target_weigh
 
 def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, target_weight: Any, *, axis: int = -1,
                                 gamma: float = 2.0, threshold: float = 0.5,
-                                epsilon: float = 1.0) -> tuple[Any, Any, Any]:
+                                epsilon: float = 1.0, gamma_hard: Any = None,
+                                hard_threshold: Any = 0.2) -> tuple[Any, Any, Any]:
     r"""Loss, gradient and diagonal Hessian of a class-id softmax loss that depends on ``p_t`` alone.
 
     With ``ℓ = q_t f(p_t)`` and ``∂p_t/∂x_j = p_t (δ_{tj} − p_j)``:
@@ -522,12 +561,22 @@ def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, targe
         f, f1, f2 = -log_u + epsilon * one_minus, -1.0 / u - epsilon, 1.0 / (u * u)
     elif family == "focal":
         one_minus = _rest_of_target(ops, e, index, rest, total_e, axis) / total_e
-        w = _power(ops, one_minus, gamma, 1e-300)
-        w1 = _power(ops, one_minus, gamma - 1.0, 1e-300)
-        w2 = _power(ops, one_minus, gamma - 2.0, 1e-300)
+        if gamma_hard is None:
+            g = gamma
+
+            def power(shift: float) -> Any:
+                return _power(ops, one_minus, gamma + shift, 1e-300)
+        else:
+            hard = u < hard_threshold
+            g = adaptive_gamma(ops, hard, gamma, gamma_hard, u)
+
+            def power(shift: float) -> Any:
+                return ops.where(hard, _power(ops, one_minus, gamma_hard + shift, 1e-300),
+                                 _power(ops, one_minus, gamma + shift, 1e-300))
+        w, w1, w2 = power(0.0), power(-1.0), power(-2.0)
         f = -w * log_u
-        f1 = gamma * w1 * log_u - w / u
-        f2 = -gamma * (gamma - 1.0) * w2 * log_u + 2.0 * gamma * w1 / u + w / (u * u)
+        f1 = g * w1 * log_u - w / u
+        f2 = -g * (g - 1.0) * w2 * log_u + 2.0 * g * w1 / u + w / (u * u)
     else:
         raise ValueError(f"softmax_sparse_with_hessian: no Hessian for family {family!r}")
     delta = ops.add_at(-p, index, 1.0, axis)  # δ_tj − p_j

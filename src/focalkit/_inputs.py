@@ -142,6 +142,12 @@ def check_gamma(fn: str, gamma: object) -> float:
     return check_number(fn, "gamma", gamma, low=0.0)
 
 
+def check_adaptive_gamma(fn: str, gamma_hard: object, hard_threshold: object) -> tuple[float | None, float]:
+    """An adaptive focal loss's ``gamma_hard`` (``None``: off, else ``≥ 0``) and its ``0 < hard_threshold < 1``."""
+    thr = check_number(fn, "hard_threshold", hard_threshold, low=0.0, high=1.0, low_open=True, high_open=True)
+    return (None if gamma_hard is None else check_number(fn, "gamma_hard", gamma_hard, low=0.0)), thr
+
+
 def check_epsilon(fn: str, epsilon: object) -> float:
     """Poly-1's ``ε ≥ −1``: that keeps ``−log p + ε(1 − p)`` decreasing in ``p`` (its slope is ``−1/p − ε``); a
     loss that rewards the wrong class for lower ``ε`` is not one anyone trains with (the paper's search spans

@@ -220,7 +220,8 @@ class _SoftmaxObjective(Objective):
         alpha = self.params.get("alpha")
         qt = 1.0 if alpha is None else np.asarray(alpha, dtype=np.float64)[index]
         family = "poly" if self.family == "softmax_poly1" else "focal"
-        opts = {"gamma": self.params.get("gamma", 2.0), "epsilon": self.params.get("epsilon", 1.0)}
+        opts = {"gamma": self.params.get("gamma", 2.0), "epsilon": self.params.get("epsilon", 1.0),
+                "gamma_hard": self.params.get("gamma_hard"), "hard_threshold": self.params.get("hard_threshold", 0.2)}
         if order == 0:
             loss, _ = softmax_terms_sparse(ops, family, raw, index, qt, axis=-1, order=0, **opts)
             return loss[:, 0], None, None
@@ -243,12 +244,20 @@ def bce_objective(*, pos_weight: float | None = None, hess_floor: float = 1e-6) 
     return Objective("bce", hess_floor=hess_floor, pos_weight=pw)
 
 
-def focal_objective(*, alpha: float | None = 0.25, gamma: float = 2.0, hess_floor: float = 1e-6) -> Objective:
-    """Sigmoid focal loss ``α_t (1 − p_t)^γ · BCE`` with its exact gradient and (floored) Hessian."""
-    from ._inputs import check_alpha_binary, check_gamma
+def focal_objective(*, alpha: float | None = 0.25, gamma: float = 2.0, gamma_hard: float | None = None,
+                    hard_threshold: float = 0.2, hess_floor: float = 1e-6) -> Objective:
+    """Sigmoid focal loss ``α_t (1 − p_t)^γ · BCE`` with its exact gradient and (floored) Hessian;
+    ``gamma_hard``, ``hard_threshold``: the adaptive γ of :func:`focalkit.sigmoid_focal_loss` (each piece's
+    own derivatives)."""
+    from ._inputs import check_adaptive_gamma, check_alpha_binary, check_gamma
 
-    return Objective("focal", hess_floor=hess_floor, alpha=check_alpha_binary("focal_objective", alpha),
-                     gamma=check_gamma("focal_objective", gamma))
+    fn = "focal_objective"
+    extra: dict[str, Any] = {}
+    gh, thr = check_adaptive_gamma(fn, gamma_hard, hard_threshold)
+    if gh is not None:
+        extra = {"gamma_hard": gh, "hard_threshold": thr}
+    return Objective("focal", hess_floor=hess_floor, alpha=check_alpha_binary(fn, alpha), gamma=check_gamma(fn, gamma),
+                     **extra)
 
 
 def soft_truncation_objective(*, k: float = 1.0, hess_floor: float = 1e-6) -> Objective:
@@ -273,13 +282,15 @@ def ghmc_objective(*, bins: int = 10, hess_floor: float = 1e-6) -> Objective:
     return Objective("ghmc", hess_floor=hess_floor, bins=check_int("ghmc_objective", "bins", bins, low=1))
 
 
-def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float = 2.0,
-                            hess_floor: float = 1e-6) -> Objective:
+def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float = 2.0, gamma_hard: float | None = None,
+                            hard_threshold: float = 0.2, hess_floor: float = 1e-6) -> Objective:
     """Multi-class focal loss on ``[N, C]`` raw scores with the exact diagonal Hessian; ``gamma=0`` is
-    multi-class cross-entropy (XGBoost's ``multi:softprob`` gradient)."""
-    from ._inputs import as_class_vector, check_gamma, check_int
+    multi-class cross-entropy (XGBoost's ``multi:softprob`` gradient); ``gamma_hard``, ``hard_threshold``:
+    the adaptive γ of :func:`focalkit.softmax_focal_loss` (``gamma=3, gamma_hard=5``: FLSD-53)."""
+    from ._inputs import as_class_vector, check_adaptive_gamma, check_gamma, check_int
 
     fn = "softmax_focal_objective"
+    gh, thr = check_adaptive_gamma(fn, gamma_hard, hard_threshold)
     num_class = check_int(fn, "num_class", num_class, low=2)
     if alpha is not None and not isinstance(alpha, int | float):
         vec = as_class_vector(fn, "alpha", alpha, high=1.0)
@@ -287,7 +298,8 @@ def softmax_focal_objective(num_class: int, *, alpha: Any = None, gamma: float =
             raise ValueError(f"{fn}: alpha must have one value per class ({num_class}); got {vec.numel()}.")
         alpha = np.asarray(alpha.detach().cpu() if hasattr(alpha, "detach") else alpha, dtype=np.float64)
     return _SoftmaxObjective("softmax_focal", hess_floor=hess_floor, num_class=num_class, alpha=alpha,
-                             gamma=check_gamma("softmax_focal_objective", gamma))
+                             gamma=check_gamma("softmax_focal_objective", gamma),
+                             **({} if gh is None else {"gamma_hard": gh, "hard_threshold": thr}))
 
 
 def asymmetric_objective(*, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,

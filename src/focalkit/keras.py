@@ -349,6 +349,8 @@ class _Base(keras.losses.Loss):
             I.check_asl_options(name, o["gamma_pos"], o["gamma_neg"], o["clip"])
         if "epsilon" in o:
             I.check_epsilon(name, o["epsilon"])
+        if "gamma_hard" in o:
+            I.check_adaptive_gamma(name, o["gamma_hard"], o["hard_threshold"])
         if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple):
             I.check_number(name, "alpha", o["alpha"], low=0.0, high=1.0)
 
@@ -408,15 +410,18 @@ class BinaryCrossEntropy(_SigmoidBase):
 class SigmoidFocalLoss(_SigmoidBase):
     """``α_t (1 − p_t)^γ · BCE``; :func:`focalkit.sigmoid_focal_loss`. Keras's
     ``BinaryFocalCrossentropy(apply_class_balancing=True, alpha=α)`` is the same loss. Shapes as in
-    :class:`BinaryCrossEntropy`."""
+    :class:`BinaryCrossEntropy`. ``gamma_hard``, ``hard_threshold``: the adaptive focal loss of the torch face
+    (``γ = gamma_hard`` where ``p_t < hard_threshold``; ``gamma=3, gamma_hard=5`` is FLSD-53)."""
 
     family = "focal"
 
     def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, *,
-                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 gamma_hard: float | None = None, hard_threshold: float = 0.2, from_logits: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = None,
                  dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, alpha=alpha,
-                         gamma=gamma, label_smoothing=label_smoothing)
+                         gamma=gamma, label_smoothing=label_smoothing, gamma_hard=gamma_hard,
+                         hard_threshold=hard_threshold)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
@@ -647,15 +652,19 @@ class SparseCategoricalCrossEntropy(_SoftmaxBase):
 class SoftmaxFocalLoss(_SoftmaxBase):
     """``−Σ_c α_c q_c (1 − p_c)^γ log p_c`` (one-hot, probability or, with ``sparse=True``, integer targets);
     :func:`focalkit.softmax_focal_loss`. Keras's ``CategoricalFocalCrossentropy(alpha=α)`` is the same loss for
-    a scalar α. ``alpha``: ``None``, a scalar for every class, or a list with one value per class."""
+    a scalar α. ``alpha``: ``None``, a scalar for every class, or a list with one value per class.
+    ``gamma_hard``, ``hard_threshold``: the adaptive focal loss of the torch face (FLSD-53: ``gamma=3,
+    gamma_hard=5``)."""
 
     family = "focal"
 
     def __init__(self, alpha: float | list[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0,
-                 *, sparse: bool = False, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = None, dtype: str | None = None) -> None:
+                 *, gamma_hard: float | None = None, hard_threshold: float = 0.2, sparse: bool = False,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
         super().__init__(sparse=sparse, from_logits=from_logits, reduction=reduction, name=name, dtype=dtype,
-                         alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+                         alpha=alpha, gamma=gamma, label_smoothing=label_smoothing, gamma_hard=gamma_hard,
+                         hard_threshold=hard_threshold)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")

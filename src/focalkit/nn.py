@@ -191,11 +191,14 @@ class SigmoidFocalLoss(_Loss):
 
     _function = staticmethod(sigmoid_focal_loss)
 
-    def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0,
-                 ignore_index: int | None = None, reduction: str = "mean", sync: bool | object = False) -> None:
+    def __init__(self, *, alpha: float | None = 0.25, gamma: float = 2.0, gamma_hard: float | None = None,
+                 hard_threshold: float = 0.2, label_smoothing: float = 0.0, ignore_index: int | None = None,
+                 reduction: str = "mean", sync: bool | object = False) -> None:
         name = type(self).__name__
+        gh, thr = I.check_adaptive_gamma(name, gamma_hard, hard_threshold)
         super().__init__(reduction, sync=sync,
                          alpha=I.check_alpha_binary(name, alpha), gamma=I.check_gamma(name, gamma),
+                         gamma_hard=gh, hard_threshold=thr,
                          label_smoothing=I.check_label_smoothing(name, label_smoothing),
                          ignore_index=I.check_optional_int(name, "ignore_index", ignore_index))
 
@@ -205,12 +208,15 @@ class SoftmaxFocalLoss(_SoftmaxLoss):
 
     _function = staticmethod(softmax_focal_loss)
 
-    def __init__(self, *, alpha: float | Tensor | None = None, gamma: float = 2.0,
-                 class_weight: Tensor | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
-                 class_dim: int = 1, reduction: str = "mean", sync: bool | object = False) -> None:
+    def __init__(self, *, alpha: float | Tensor | None = None, gamma: float = 2.0, gamma_hard: float | None = None,
+                 hard_threshold: float = 0.2, class_weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, class_dim: int = 1, reduction: str = "mean",
+                 sync: bool | object = False) -> None:
         name = type(self).__name__
+        gh, thr = I.check_adaptive_gamma(name, gamma_hard, hard_threshold)
         super().__init__(reduction, sync=sync, class_weight=class_weight, ignore_index=ignore_index,
-                         label_smoothing=label_smoothing, class_dim=class_dim, gamma=I.check_gamma(name, gamma))
+                         label_smoothing=label_smoothing, class_dim=class_dim, gamma=I.check_gamma(name, gamma),
+                         gamma_hard=gh, hard_threshold=thr)
         checked = I.check_alpha_multiclass(name, alpha)
         if isinstance(checked, Tensor):
             self.register_buffer("alpha", checked)

@@ -34,7 +34,9 @@ LOSSES: dict[str, LossInfo] = {
     "weighted-ce": LossInfo("class-weighted cross-entropy, weights n/(C·n_c) (control)", {"power": 1.0}),
     "logit-adjust": LossInfo("logit-adjusted cross-entropy, logits + tau·log prior in training (control)",
                              {"tau": 1.0}),
-    "focal": LossInfo("focal loss", {"gamma": 2.0, "alpha": None}, {"gamma": 2.0, "alpha": 0.25}),
+    "focal": LossInfo("focal loss; gamma_hard: the γ where p_t < 0.2 (adaptive, Mukhoti et al. 2020: "
+                      "focal:gamma=3,gamma_hard=5 is FLSD-53)", {"gamma": 2.0, "alpha": None, "gamma_hard": None},
+                      {"gamma": 2.0, "alpha": 0.25, "gamma_hard": None}),
     "hard": LossInfo("hard-truncated cross-entropy (seed 000)", {"threshold": 0.5}),
     "soft": LossInfo("softened truncation (seed 000)", {"k": 1.0}),
     "ghmc": LossInfo("GHM-C (seed 003; binary only: sigmoid)", {"bins": 10, "momentum": 0.0}),
@@ -45,6 +47,10 @@ LOSSES: dict[str, LossInfo] = {
     "ldam": LossInfo("LDAM, CE(s·(x − m_y)), m_c ∝ n_c^-1/4 (Cao et al. 2019; multi-class only; scale 1 "
                      "here: the models give raw logits, not the paper's cosine ones)",
                      {"max_margin": 0.5, "scale": 1.0}),
+    "dice": LossInfo("Dice loss per image and class (Milletari et al. 2016); for table rows one soft F1 per "
+                     "class over the batch (batch=1: over the batch for masks too)", {"batch": None}),
+    "dice-focal": LossInfo("Dice loss + lambda_focal · focal loss (MONAI's DiceFocalLoss)",
+                           {"gamma": 2.0, "lambda_focal": 1.0, "batch": None}),
 }
 
 MULTICLASS_ONLY = {"balanced-softmax", "ldam"}
@@ -218,10 +224,12 @@ def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool,
         return fk.BinaryCrossEntropyLoss(label_smoothing=smoothing, **common) if binary else fk.CrossEntropyLoss(
             label_smoothing=smoothing, **common)
     if name == "focal":
-        gamma = _num(opts, "gamma", 2.0)
+        gamma, hard = _num(opts, "gamma", 2.0), opts.get("gamma_hard")
         if binary:
-            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
-        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], **common)
+            return fk.SigmoidFocalLoss(gamma=gamma, alpha=opts["alpha"], gamma_hard=hard, **common)
+        return fk.SoftmaxFocalLoss(gamma=gamma, alpha=opts["alpha"], gamma_hard=hard, **common)
+    if name in {"dice", "dice-focal"}:
+        return _Region(name, opts, binary, common)
     if name == "asl":
         return fk.AsymmetricLoss(gamma_pos=_num(opts, "gamma_pos", 0.0), gamma_neg=_num(opts, "gamma_neg", 4.0),
                                  clip=_num(opts, "clip", 0.05), **common)
@@ -241,6 +249,36 @@ def _module(name: str, opts: dict[str, float | None], binary: bool, sync: bool,
     if bins is None or float(bins) != int(bins):
         raise SpecError(f"--losses: ghmc bins must be a whole number; got {bins}.")
     return fk.GHMCLoss(bins=int(bins), momentum=_num(opts, "momentum", 0.0), **common)
+
+
+class _Region(torch.nn.Module):
+    """Dice-type losses in the layouts the models give: one logit per position (binary) gains the channel
+    axis the region losses score over; rows without spatial axes (tables) are scored over the batch."""
+
+    def __init__(self, name: str, opts: dict[str, float | None], binary: bool, common: dict) -> None:
+        super().__init__()
+        self.binary = binary
+        self.batch = opts.get("batch")
+        if self.batch not in (None, 0.0, 1.0):
+            raise SpecError(f"--losses: {name} batch must be 0 or 1; got {self.batch}.")
+        self.options = {"activation": "sigmoid" if binary else "softmax", **common}
+        if name == "dice-focal":
+            self.fn = fk.dice_focal_loss
+            self.options.update(gamma=_num(opts, "gamma", 2.0), lambda_focal=_num(opts, "lambda_focal", 1.0),
+                                alpha=None)
+        else:
+            self.fn = fk.dice_loss
+        # the options checked now, not at the first step
+        probe = torch.zeros(1, 2, 2)
+        self.fn(probe, probe if binary else torch.zeros(1, 2, dtype=torch.long), batch=True,
+                **{**self.options, "sync": False})
+
+    def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+        if self.binary:
+            logits, target = logits.unsqueeze(1), target.unsqueeze(1)
+            sample_weight = None if sample_weight is None else sample_weight.unsqueeze(1)
+        batch = logits.ndim == 2 or self.batch == 1.0
+        return self.fn(logits, target, batch=batch, sample_weight=sample_weight, **self.options)
 
 
 def _num(opts: dict[str, float | None], key: str, default: float) -> float:

@@ -40,6 +40,8 @@ class SigmoidConfig:
     clip: float = 0.0  # ASL's probability shift
     epsilon: float = 0.0  # poly-1's ε
     iou_weighted: bool = True  # VFL: positives weighed by their target (else by 1)
+    gamma_hard: float | None = None  # adaptive focal loss: γ where p_t < hard_threshold
+    hard_threshold: float = 0.2
 
 
 def _flat(t: Tensor | None, shape: torch.Size) -> Tensor | None:
@@ -154,6 +156,8 @@ class SoftmaxConfig:
     sparse: bool = True
     sync: Any = None
     epsilon: float = 0.0  # poly-1's ε
+    gamma_hard: float | None = None  # adaptive focal loss: γ where p_t < hard_threshold
+    hard_threshold: float = 0.2
 
 
 def _softmax_chunk(cfg: SoftmaxConfig, x: Tensor, t: Tensor, w: Tensor | None, class_factor: Tensor | None,

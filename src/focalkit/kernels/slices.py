@@ -59,7 +59,8 @@ def sigmoid_slice_terms(ops: Any, cfg: Any, x: Any, y_raw: Any, w: Any, pw: Any,
     loss, grad, _ = sigmoid_terms(ops, cfg.family, xc, yc, order=order, pos_weight=pw, alpha=cfg.alpha,
                                   gamma=cfg.gamma, threshold=cfg.threshold, k=cfg.k, beta=beta, tiny=tiny,
                                   gamma_neg=cfg.gamma_neg, clip=cfg.clip, epsilon=cfg.epsilon,
-                                  iou_weighted=cfg.iou_weighted)
+                                  iou_weighted=cfg.iou_weighted, gamma_hard=cfg.gamma_hard,
+                                  hard_threshold=cfg.hard_threshold)
     if w is not None:
         loss = loss * w
         grad = grad * w if grad is not None else None
@@ -84,7 +85,8 @@ def softmax_sparse_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class
     idx, w, den = _class_ids(ops, cfg, t, w, class_weight)
     qt = w if class_factor is None else w * ops.gather(class_factor, idx)  # carries the element weight too
     loss, grad = softmax_terms_sparse(ops, cfg.family, xc, idx, qt, axis=1, order=order, gamma=cfg.gamma,
-                                      threshold=cfg.threshold, k=cfg.k, epsilon=cfg.epsilon)
+                                      threshold=cfg.threshold, k=cfg.k, epsilon=cfg.epsilon,
+                                      gamma_hard=cfg.gamma_hard, hard_threshold=cfg.hard_threshold)
     return loss, grad, den
 
 
@@ -107,7 +109,8 @@ def softmax_dense_slice_terms(ops: Any, cfg: Any, x: Any, t: Any, w: Any, class_
     if class_factor is not None:
         q = q * ops.per_class(class_factor, xc)
     loss, grad = softmax_terms(ops, cfg.family, xc, q, axis=1, order=order, gamma=cfg.gamma, threshold=cfg.threshold,
-                               k=cfg.k, keepdims=True, epsilon=cfg.epsilon)
+                               k=cfg.k, keepdims=True, epsilon=cfg.epsilon, gamma_hard=cfg.gamma_hard,
+                               hard_threshold=cfg.hard_threshold)
     if w is not None:
         loss = loss * w
         grad = grad * w if grad is not None else None

@@ -325,8 +325,8 @@ def _sigmoid_kernel(cfg: SigmoidConfig, mode: str, has_w: bool, pw: Any, has_bet
     """``mode``: ``"sum"`` (block partials), ``"none"`` (loss per element), ``"grad"`` or ``"hist"``;
     ``patterns``: how the weight and ``pos_weight`` are broadcast (see :func:`_broadcast_plan`)."""
     pw_key = "tensor" if isinstance(pw, Tensor) else pw
-    key = ("sigmoid", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.iou_weighted, cfg.ignore_index, cfg.bins,
-           has_w, pw_key, has_beta, positives, none_gout, patterns)
+    key = ("sigmoid", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.iou_weighted, cfg.gamma_hard,
+           cfg.hard_threshold, cfg.ignore_index, cfg.bins, has_w, pw_key, has_beta, positives, none_gout, patterns)
     return _cached(key, lambda: _build_sigmoid(cfg, mode, has_w, pw, pw_key, has_beta, positives, none_gout,
                                                patterns))
 
@@ -522,8 +522,8 @@ _LAYOUTS = {
 
 def _softmax_kernel(cfg: SoftmaxConfig, mode: str, has_w: bool, has_cf: bool, has_cw: bool, none_gout: bool,
                     layout: str = "rows") -> Any:
-    key = ("softmax", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.ignore_index, cfg.sparse, has_w, has_cf,
-           has_cw, none_gout, layout)
+    key = ("softmax", mode, cfg.family, cfg.dtype, _options_key(cfg), cfg.gamma_hard, cfg.hard_threshold,
+           cfg.ignore_index, cfg.sparse, has_w, has_cf, has_cw, none_gout, layout)
     return _cached(key, lambda: _build_softmax(cfg, mode, has_w, has_cf, has_cw, none_gout, layout))
 
 

@@ -191,8 +191,9 @@ class BoostedTask:
             shift = tau * (np.log(prior[1] / prior[0]) if c == 2 else np.log(prior))
         elif name == "focal":
             gamma = float(opts["gamma"] if opts.get("gamma") is not None else 2.0)
-            objective = (gbm.focal_objective(alpha=opts.get("alpha"), gamma=gamma) if c == 2 else
-                         gbm.softmax_focal_objective(c, alpha=opts.get("alpha"), gamma=gamma))
+            hard = opts.get("gamma_hard")  # None: a fixed γ
+            objective = (gbm.focal_objective(alpha=opts.get("alpha"), gamma=gamma, gamma_hard=hard) if c == 2 else
+                         gbm.softmax_focal_objective(c, alpha=opts.get("alpha"), gamma=gamma, gamma_hard=hard))
         elif name == "hard":
             objective = gbm.hard_truncation_objective(threshold=float(opts.get("threshold") or 0.5))
         elif name == "soft":
