@@ -91,7 +91,7 @@ def test_compare_on_a_user_csv_with_categorical_and_missing_values(tmp_path):
     [
         (["--losses", "focla"], "unknown loss 'focla'"),
         (["--losses", "focal:gamma"], "expected key=value"),
-        (["--losses", "focal:beta=2"], "focal takes gamma, alpha; got 'beta'"),
+        (["--losses", "focal:beta=2"], "focal takes gamma, alpha, gamma_hard; got 'beta'"),
         (["--losses", "focal:gamma=abc"], "gamma must be a number"),
         (["--losses", "focal:gamma=-1"], "gamma must be in"),
         (["--losses", "ce", "ce"], "each spec must appear once"),
@@ -330,7 +330,7 @@ class TestMetrics:
 
 def test_parse_spec_values():
     spec = parse_spec("focal:gamma=0.5,alpha=none")
-    assert spec.options(binary=True) == {"gamma": 0.5, "alpha": None}
+    assert spec.options(binary=True) == {"gamma": 0.5, "alpha": None, "gamma_hard": None}
     assert str(spec) == "focal:gamma=0.5,alpha=none"
     with pytest.raises(SpecError):
         parse_spec("")

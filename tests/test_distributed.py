@@ -59,6 +59,9 @@ CASES = {
     "ghmr/sum": lambda x, y, yi, xs, ts, w, s: fk.ghmr_loss(x * 0.1, y * 0.1, reduction="sum", sync=s),
     "ce/sum": lambda x, y, yi, xs, ts, w, s: fk.cross_entropy(xs, ts, sample_weight=w, reduction="sum", sync=s),
     "softmax-focal/number": lambda x, y, yi, xs, ts, w, s: fk.softmax_focal_loss(xs, ts, normalizer=40.0, sync=s),
+    # detectron2's running positives, summed over the ranks: the same state, the whole batch's normaliser
+    "focal/running-positives": lambda x, y, yi, xs, ts, w, s: fk.sigmoid_focal_loss(
+        x, y, normalizer=fk.RunningPositives(momentum=0.5, initial=4.0, sync=s)(y), sync=s),
     # region losses: per-sample scores averaged over the ranks, or (batch=True) one score of the whole batch
     "dice/mean": lambda x, y, yi, xs, ts, w, s: fk.dice_loss(x.reshape(-1, 2, 2), y.reshape(-1, 2, 2), sync=s),
     "dice/batch": lambda x, y, yi, xs, ts, w, s: fk.dice_loss(x, y, batch=True, sync=s),

@@ -48,6 +48,11 @@ SIGMOID = [
      lambda x, y: fk.asymmetric_loss(x, y, gamma_pos=1.0, gamma_neg=3.0, clip=0.1, reduction="none")),
     (fkk.Poly1FocalLoss(epsilon=-0.5, alpha=0.4, gamma=1.5),
      lambda x, y: fk.poly1_focal_loss(x, y, epsilon=-0.5, alpha=0.4, gamma=1.5, reduction="none")),
+    (fkk.VarifocalLoss(alpha=0.6, gamma=1.5),
+     lambda x, y: fk.varifocal_loss(x, y, alpha=0.6, gamma=1.5, reduction="none")),
+    (fkk.VarifocalLoss(iou_weighted=False),
+     lambda x, y: fk.varifocal_loss(x, y, iou_weighted=False, reduction="none")),
+    (fkk.QualityFocalLoss(beta=1.5), lambda x, y: fk.quality_focal_loss(x, y, beta=1.5, reduction="none")),
     (fkk.SigmoidFocalLoss(alpha=0.3, gamma=3.0, gamma_hard=5.0, hard_threshold=0.3),
      lambda x, y: fk.sigmoid_focal_loss(x, y, alpha=0.3, gamma=3.0, gamma_hard=5.0, hard_threshold=0.3,
                                         reduction="none")),
@@ -76,6 +81,8 @@ SOFTMAX = [
 def test_sigmoid_losses_equal_the_pytorch_core(pair, from_logits, agree):
     loss, core = pair
     x, y = _binary()
+    if isinstance(loss, fkk.VarifocalLoss | fkk.QualityFocalLoss):  # IoU-like quality targets
+        y = (y * np.random.default_rng(5).uniform(0.2, 1.0, y.shape)).astype("float32")
     loss = type(loss).from_config({**loss.get_config(), "from_logits": from_logits, "reduction": None})
     pred = x if from_logits else 1 / (1 + np.exp(-x.astype("float64")))
     if core is None:  # GHM-C: the stateless torch function on the same batch

@@ -51,6 +51,7 @@ from .poly import poly1_cross_entropy as poly1_cross_entropy
 from .poly import poly1_focal_loss as poly1_focal_loss
 from .quality import quality_focal_loss as quality_focal_loss
 from .quality import varifocal_loss as varifocal_loss
+from .running import RunningPositives as RunningPositives
 from .soft_truncation import sigmoid_soft_truncation_loss as sigmoid_soft_truncation_loss
 from .soft_truncation import softmax_soft_truncation_loss as softmax_soft_truncation_loss
 
@@ -71,6 +72,7 @@ __all__ = [
     "Poly1CrossEntropyLoss",
     "Poly1FocalLoss",
     "QualityFocalLoss",
+    "RunningPositives",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",

@@ -52,9 +52,11 @@ __all__ = [
     "hard_truncation_objective",
     "poly1_focal_objective",
     "predict_proba",
+    "quality_focal_objective",
     "soft_truncation_objective",
     "softmax_focal_objective",
     "softmax_poly1_objective",
+    "varifocal_objective",
 ]
 
 ops = NumpyOps
@@ -335,6 +337,24 @@ def softmax_poly1_objective(num_class: int, *, epsilon: float = 1.0, hess_floor:
     return _SoftmaxObjective("softmax_poly1", hess_floor=hess_floor, name=fn,
                              num_class=check_int(fn, "num_class", num_class, low=2),
                              epsilon=check_epsilon(fn, epsilon))
+
+
+def varifocal_objective(*, alpha: float = 0.75, gamma: float = 2.0, iou_weighted: bool = True,
+                        hess_floor: float = 1e-6) -> Objective:
+    """Varifocal loss (:func:`focalkit.varifocal_loss`) on quality targets ``q ∈ [0, 1]`` as labels, with its
+    closed-form gradient and (floored) Hessian."""
+    from ._inputs import check_varifocal_options
+
+    a, g, weighted = check_varifocal_options("varifocal_objective", alpha, gamma, iou_weighted)
+    return Objective("varifocal", hess_floor=hess_floor, alpha=a, gamma=g, iou_weighted=weighted)
+
+
+def quality_focal_objective(*, beta: float = 2.0, hess_floor: float = 1e-6) -> Objective:
+    """Quality focal loss ``BCE(x, q)·|q − σ(x)|^β`` (:func:`focalkit.quality_focal_loss`) on soft labels, with
+    its closed-form gradient and (floored) Hessian."""
+    from ._inputs import check_qfl_beta
+
+    return Objective("qfl", hess_floor=hess_floor, gamma=check_qfl_beta("quality_focal_objective", beta))
 
 
 def class_balanced_sample_weight(labels: Any, *, beta: float = 0.9999, class_counts: Any = None) -> np.ndarray:

@@ -57,12 +57,14 @@ __all__ = [
     "GHMCLoss",
     "Poly1CrossEntropy",
     "Poly1FocalLoss",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidHardTruncationLoss",
     "SigmoidSoftTruncationLoss",
     "SoftmaxComplementTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
+    "VarifocalLoss",
     "SoftmaxSoftTruncationLoss",
     "SparseCategoricalCrossEntropy",
     "class_balanced_weights",
@@ -351,7 +353,11 @@ class _Base(keras.losses.Loss):
             I.check_epsilon(name, o["epsilon"])
         if "gamma_hard" in o:
             I.check_adaptive_gamma(name, o["gamma_hard"], o["hard_threshold"])
-        if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple):
+        if "iou_weighted" in o:
+            I.check_varifocal_options(name, o["alpha"], o["gamma"], o["iou_weighted"])
+        if "beta" in o:
+            I.check_qfl_beta(name, o["beta"])
+        if o.get("alpha") is not None and not isinstance(o["alpha"], list | tuple) and "iou_weighted" not in o:
             I.check_number(name, "alpha", o["alpha"], low=0.0, high=1.0)
 
     def get_config(self) -> dict[str, Any]:
@@ -386,7 +392,8 @@ class _SigmoidBase(_Base):
         return K.sum(loss, axis=-1) * (1.0 / loss.shape[-1])
 
     def _elementwise(self, x: Any, y: Any) -> Any:
-        params = {"gamma" if k == "gamma_pos" else k: v for k, v in self._options.items() if k != "label_smoothing"}
+        rename = {"gamma_pos": "gamma", "beta": "gamma"}  # ASL's γ₊ and QFL's β are the core's gamma
+        params = {rename.get(k, k): v for k, v in self._options.items() if k != "label_smoothing"}
         dtype = keras.backend.standardize_dtype(x.dtype)
         return sigmoid_terms(KerasOps, self.family, x, y, order=0, tiny=_tiny(dtype), **params)[0]
 
@@ -439,6 +446,33 @@ class AsymmetricLoss(_SigmoidBase):
                  dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, gamma_pos=gamma_pos,
                          gamma_neg=gamma_neg, clip=clip, label_smoothing=label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class VarifocalLoss(_SigmoidBase):
+    """``q·BCE(x, q)`` for a positive (``q > 0``, its IoU-aware target score), ``α p^γ·BCE(x, 0)`` for a negative;
+    :func:`focalkit.varifocal_loss`. ``y_true`` holds the quality targets in ``[0, 1]``; shapes as in
+    :class:`BinaryCrossEntropy`, the element losses averaged over the last axis."""
+
+    family = "varifocal"
+
+    def __init__(self, alpha: float = 0.75, gamma: float = 2.0, iou_weighted: bool = True, *,
+                 from_logits: bool = True, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, alpha=alpha,
+                         gamma=gamma, iou_weighted=iou_weighted)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class QualityFocalLoss(_SigmoidBase):
+    """``BCE(x, q)·|q − σ(x)|^β`` (GFL); :func:`focalkit.quality_focal_loss`. ``β`` 0 or ``≥ 1``; shapes as in
+    :class:`BinaryCrossEntropy`."""
+
+    family = "qfl"
+
+    def __init__(self, beta: float = 2.0, *, from_logits: bool = True, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, dtype: str | None = None) -> None:
+        super().__init__(from_logits=from_logits, reduction=reduction, name=name, dtype=dtype, beta=beta)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
