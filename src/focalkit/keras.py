@@ -64,9 +64,9 @@ __all__ = [
     "SoftmaxComplementTruncationLoss",
     "SoftmaxFocalLoss",
     "SoftmaxHardTruncationLoss",
-    "VarifocalLoss",
     "SoftmaxSoftTruncationLoss",
     "SparseCategoricalCrossEntropy",
+    "VarifocalLoss",
     "class_balanced_weights",
 ]
 
