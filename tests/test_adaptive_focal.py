@@ -9,6 +9,7 @@ module's ``gamma`` (3 for FLSD-53) from 0.5 up; it sums. focalkit's ``gamma=3, g
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,3 +157,22 @@ def test_modules_and_training():
         first = loss.item() if first is None else first
     assert loss.item() < first
     torch.testing.assert_close(loss_fn(model(x), t), fk.softmax_focal_loss(model(x), t, gamma=3.0, gamma_hard=5.0))
+
+
+def test_boosting_objectives_stay_finite_at_huge_margins():
+    from focalkit import gbm
+
+    raw = np.array([800.0, -800.0, 40.0, -3.0, 0.0])
+    labels = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    for gamma in (0.0, 0.5, 1.0):
+        _, grad, hess = gbm.focal_objective(gamma=gamma, gamma_hard=5.0).terms(raw, labels, order=2)
+        assert np.isfinite(grad).all()
+        assert np.isfinite(hess).all()
+        _, grad, hess = gbm.focal_objective(gamma=gamma).terms(raw, labels, order=2)  # a fixed γ < 2 too
+        assert np.isfinite(hess).all()
+    scores = np.array([[800.0, 0.0, -800.0], [0.0, 1.0, 2.0], [300.0, 0.0, 0.0]])
+    for gamma, gamma_hard in ((0.0, 2.0), (0.5, None), (0.5, 5.0), (1.5, None)):
+        objective = gbm.softmax_focal_objective(3, gamma=gamma, gamma_hard=gamma_hard)
+        _, grad, hess = objective.terms(scores, np.array([0.0, 1.0, 0.0]), order=2)
+        assert np.isfinite(grad).all()
+        assert np.isfinite(hess).all()

@@ -212,47 +212,18 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
     if family == "ghmc":
         return beta * bce, beta * dbce if order >= 1 else None, beta * d2bce if order >= 2 else None
     if family in ("focal", "polyfocal"):
-        t = 1.0 - 2.0 * y
         q = ops.fma(ybar * s, y, sbar)  # 1 − p_t = y σ(−x) + (1−y) σ(x): no cancellation when p_t is near 1
-        if gamma_hard is None:
-            g = gamma
-
-            def power(shift: float) -> Any:  # q^{γ + shift}
-                return _power(ops, q, gamma + shift, tiny)
-        else:
-            hard = q > 1.0 - hard_threshold  # p_t < threshold, read off q = 1 − p_t
-            g = adaptive_gamma(ops, hard, gamma, gamma_hard, q)
-
-            def power(shift: float) -> Any:  # each piece's own power: products where γ is whole
-                return ops.where(hard, _power(ops, q, gamma_hard + shift, tiny), _power(ops, q, gamma + shift, tiny))
-        focused = gamma_hard is not None or not is_zero(gamma)
-        m = power(0.0)
         a = 1.0 if alpha is None else (1.0 - alpha) + y * (2.0 * alpha - 1.0)
-        abce = a * bce
-        loss = m * abce
         poly = family == "polyfocal" and not is_zero(epsilon)
-        if poly:
-            loss = loss + epsilon * (m * q)  # ε q^{γ+1}
-        if order == 0:
-            return loss, None, None
-        dq = t * s * sbar
-        if not focused:
-            grad = a * dbce
-        else:
-            m1 = power(-1.0)  # q^{γ−1}
-            grad = (g * m1 * dq) * abce + (a * m) * dbce
-        if poly:
-            grad = grad + (epsilon * (g + 1.0)) * m * dq
-        if order == 1:
-            return loss, grad, None
-        # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''
-        d2q = dq * (sbar - s)
-        dm = g * power(-1.0) * dq if focused else 0.0 * q
-        d2m = (g * (g - 1.0) * power(-2.0) * dq * dq + g * power(-1.0) * d2q) if focused else 0.0 * q
-        hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
-        if poly:  # ε(γ+1)(γ q^{γ−1} q'² + q^γ q'')
-            hess = hess + (epsilon * (g + 1.0)) * (dm * dq + m * d2q)
-        return loss, grad, hess
+        shared = (q, a, bce, dbce, d2bce, 1.0 - 2.0 * y, s, sbar)
+        if gamma_hard is None:
+            return _focal_piece(ops, shared, gamma, epsilon if poly else None, order, tiny)
+        # adaptive γ: each piece with its own scalar γ (its own guards for γ = 0), then chosen per element
+        hard = q > 1.0 - hard_threshold  # p_t < threshold, read off q = 1 − p_t
+        easy_terms = _focal_piece(ops, shared, gamma, epsilon if poly else None, order, tiny)
+        hard_terms = _focal_piece(ops, shared, gamma_hard, epsilon if poly else None, order, tiny)
+        return tuple(None if e is None else ops.where(hard, h, e)  # type: ignore[return-value]
+                     for e, h in zip(easy_terms, hard_terms, strict=True))
     if family == "hard":
         keep_pos = heaviside(ops, threshold - s)
         keep_neg = heaviside(ops, s - (1.0 - threshold))
@@ -278,6 +249,43 @@ def sigmoid_terms(ops: Any, family: str, x: Any, y: Any, *, order: int = 1, pos_
                 + ybar * (k * duu * n_neg + 2.0 * k * uu * s + u * s * sbar))
         return loss, grad, hess
     raise ValueError(f"sigmoid_terms: unknown family {family!r}")
+
+
+def _focal_piece(ops: Any, shared: tuple, gamma: Any, epsilon: Any, order: int, tiny: float) -> tuple[Any, Any, Any]:
+    """Focal loss ``a q^γ B`` (poly-1 focal: ``+ ε q^{γ+1}``) and its derivatives for one scalar ``γ``, from the
+    shared ``(q, a, B, B', B'', t, s, s̄)`` with ``q = 1 − p_t`` and ``q' = t s s̄``."""
+    q, a, bce, dbce, d2bce, t, s, sbar = shared
+    m = _power(ops, q, gamma, tiny)
+    abce = a * bce
+    loss = m * abce
+    if epsilon is not None:
+        loss = loss + epsilon * (m * q)  # ε q^{γ+1}
+    if order == 0:
+        return loss, None, None
+    dq = t * s * sbar
+    if is_zero(gamma):
+        grad = a * dbce
+    else:
+        m1 = _power(ops, q, gamma - 1.0, tiny)  # q^{γ−1}
+        grad = (gamma * m1 * dq) * abce + (a * m) * dbce
+    if epsilon is not None:
+        grad = grad + (epsilon * (gamma + 1.0)) * m * dq
+    if order == 1:
+        return loss, grad, None
+    # ℓ'' = a [M'' B + 2 M' B' + M B''], M' = γ q^{γ−1} q', M'' = γ(γ−1) q^{γ−2} q'² + γ q^{γ−1} q''. With
+    # r = q'/q (|r| ≤ 1: s s̄ ≤ min(s, s̄) ≤ q) these are M' = γ M r and M'' = γ M r (r(γ−1) + s̄ − s): no
+    # q^{γ−2} to overflow where q underflows (a margin of 800 in float64 gave NaN for γ < 2)
+    d2q = dq * (sbar - s)
+    if is_zero(gamma):
+        dm = d2m = 0.0 * q
+    else:
+        r = dq / ops.maximum(q, tiny)
+        dm = gamma * m * r
+        d2m = dm * (r * (gamma - 1.0) + (sbar - s))
+    hess = a * (d2m * bce + 2.0 * dm * dbce + m * d2bce)
+    if epsilon is not None:  # ε(γ+1)(γ q^{γ−1} q'² + q^γ q'')
+        hess = hess + (epsilon * (gamma + 1.0)) * (dm * dq + m * d2q)
+    return loss, grad, hess
 
 
 def _asl_terms(ops: Any, x: Any, y: Any, *, order: int, gamma_pos: float, gamma_neg: float, clip: float,
@@ -553,6 +561,7 @@ def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, targe
     log_u = ops.take(z, index, axis) - log_s
     u = ops.exp(log_u)
     p = e / total_e
+    scale = None  # f'' comes scaled by scale² where it would overflow (focal)
     if family == "ce" or family == "hard":
         lam = 1.0 if family == "ce" else heaviside(ops, threshold - u)
         f, f1, f2 = -lam * log_u, -lam / u, lam / (u * u)
@@ -561,25 +570,25 @@ def softmax_sparse_with_hessian(ops: Any, family: str, x: Any, index: Any, targe
         f, f1, f2 = -log_u + epsilon * one_minus, -1.0 / u - epsilon, 1.0 / (u * u)
     elif family == "focal":
         one_minus = _rest_of_target(ops, e, index, rest, total_e, axis) / total_e
-        if gamma_hard is None:
-            g = gamma
 
-            def power(shift: float) -> Any:
-                return _power(ops, one_minus, gamma + shift, 1e-300)
-        else:
+        # f'' holds (1 − u)^{γ−2}, which overflows where 1 − u underflows (a margin of 800 in float64) though
+        # f'' δ_j² does not: every |δ_j| ≤ 1 − u. So F = f''·(1 − u)² is formed instead, and δ_j / (1 − u)
+        def piece(g: Any) -> tuple[Any, Any, Any]:  # f, f', F for one scalar γ (γ = 0: cross-entropy's)
+            if is_zero(g):
+                return -log_u, -1.0 / u, (one_minus * one_minus) / (u * u)
+            w, w1 = _power(ops, one_minus, g, 1e-300), _power(ops, one_minus, g - 1.0, 1e-300)
+            return (-w * log_u, g * w1 * log_u - w / u,
+                    w * (-g * (g - 1.0) * log_u + 2.0 * g * one_minus / u + (one_minus * one_minus) / (u * u)))
+
+        f, f1, f2 = piece(gamma)
+        if gamma_hard is not None:
             hard = u < hard_threshold
-            g = adaptive_gamma(ops, hard, gamma, gamma_hard, u)
-
-            def power(shift: float) -> Any:
-                return ops.where(hard, _power(ops, one_minus, gamma_hard + shift, 1e-300),
-                                 _power(ops, one_minus, gamma + shift, 1e-300))
-        w, w1, w2 = power(0.0), power(-1.0), power(-2.0)
-        f = -w * log_u
-        f1 = g * w1 * log_u - w / u
-        f2 = -g * (g - 1.0) * w2 * log_u + 2.0 * g * w1 / u + w / (u * u)
+            f, f1, f2 = (ops.where(hard, h, e) for e, h in zip((f, f1, f2), piece(gamma_hard), strict=True))
+        scale = ops.maximum(one_minus, 1e-300)
     else:
         raise ValueError(f"softmax_sparse_with_hessian: no Hessian for family {family!r}")
     delta = ops.add_at(-p, index, 1.0, axis)  # δ_tj − p_j
     grad = target_weight * f1 * u * delta
-    hess = target_weight * (f2 * u * u * delta * delta + f1 * u * (delta * delta - p * (1.0 - p)))
+    d = delta if scale is None else delta / scale
+    hess = target_weight * (f2 * u * u * d * d + f1 * u * (delta * delta - p * (1.0 - p)))
     return target_weight * f, grad, hess
