@@ -56,6 +56,7 @@ CASES = {
     "ghmc/sum": lambda x, y, yi, xs, ts, w, s: fk.ghmc_loss(x, yi, ignore_index=255, bins=7, reduction="sum", sync=s),
     "ghmr/mean+weight": lambda x, y, yi, xs, ts, w, s: fk.ghmr_loss(x * 0.1, y * 0.1, bins=7,
                                                                    sample_weight=w[:, None], sync=s),
+    "ghmr/mean": lambda x, y, yi, xs, ts, w, s: fk.ghmr_loss(x * 0.1, y * 0.1, bins=7, sync=s),
     "ghmr/sum": lambda x, y, yi, xs, ts, w, s: fk.ghmr_loss(x * 0.1, y * 0.1, reduction="sum", sync=s),
     "ce/sum": lambda x, y, yi, xs, ts, w, s: fk.cross_entropy(xs, ts, sample_weight=w, reduction="sum", sync=s),
     "softmax-focal/number": lambda x, y, yi, xs, ts, w, s: fk.softmax_focal_loss(xs, ts, normalizer=40.0, sync=s),

@@ -197,3 +197,13 @@ def test_bad_input(call, error, message):
     pred, target, _ = _boxes(n=4)
     with pytest.raises(error, match=message):
         call(pred, target)
+
+
+def test_counts_past_float32s_2_to_the_24():
+    # a float32 scatter_add stops at 16,777,216; with one bin holding more the weight would drift from 1
+    n = 2**24 + 4096
+    pred = torch.full((1,), 1e-3).expand(n)  # broadcast views: no memory of their own
+    loss = fk.ghmr_loss(pred, torch.zeros(1).expand(n), bins=1)
+    mu = 0.02
+    expected = (1e-3 * 1e-3) / ((1e-3**2 + mu**2) ** 0.5 + mu)  # ASL1(1e-3) with β = 1
+    torch.testing.assert_close(loss.double(), torch.tensor(expected, dtype=torch.float64), rtol=2e-6, atol=0)

@@ -215,23 +215,24 @@ def _ghmr(
     w = None if w is None else w.to(dtype).expand(x.shape)
     asl1, g = ghmr_terms(TorchOps, d, m)
     with torch.no_grad():
-        counted = torch.ones_like(d) if w is None else (w > 0).to(dtype)
+        # counted in float64: a float32 scatter_add stops counting at 2**24 (16,777,216 + 1 = 16,777,216)
+        counted = torch.ones_like(d, dtype=torch.float64) if w is None else (w > 0).to(torch.float64)
         index = TorchOps.to_bin(g.detach() * b, b).reshape(-1)
-        counts = torch.zeros(b, dtype=dtype, device=d.device).scatter_add_(0, index, counted.reshape(-1))
-        n_valid = counted.sum()
+        counts = torch.zeros(b, dtype=torch.float64, device=d.device).scatter_add_(0, index, counted.reshape(-1))
+        n_local = n_valid = counted.sum()
         if group is not False:
-            counts, n_valid = all_reduce(counts, group)[0], all_reduce(n_valid, group)[0]
+            counts, n_valid = all_reduce(counts, group)[0], all_reduce(n_local, group)[0]
         density = counts if density_of is None else density_of(counts)
         if bin_normalization == "nonempty":
-            divisor = (counts > 0).sum().to(dtype).clamp_min(1.0)
+            divisor = (counts > 0).sum().to(torch.float64).clamp_min(1.0)
         else:
-            divisor = torch.full((), float(b), dtype=dtype, device=d.device)
-        beta = ghmc_beta(TorchOps, density, n_valid, divisor).gather(0, index).view(d.shape)
+            divisor = torch.full((), float(b), dtype=torch.float64, device=d.device)
+        beta = ghmc_beta(TorchOps, density, n_valid, divisor).to(dtype).gather(0, index).view(d.shape)
     weight = beta if w is None else beta * w
     loss = weight * asl1
     if reduction == "none":
         return loss.to(out_dtype)
-    count = counted.sum() if w is None or norm == "valid" else w.sum()
+    count = n_local.to(dtype) if w is None or norm == "valid" else w.sum()  # this rank's: reduce_scale sums it
     return (loss.sum() * reduce_scale(reduction, count, norm, group)).to(out_dtype)
 
 

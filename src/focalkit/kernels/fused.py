@@ -187,8 +187,9 @@ def _ghmc_counts(cfg: SigmoidConfig, x: Tensor, y: Tensor, weight: Tensor | None
     wf = _flat(weight, x.shape)
     if torch._C._are_functorch_transforms_active():  # whole and out of place: a vmapped batch has its own counts
         counted, index = _ghmc_slice_bins(cfg, xf, yf, wf)
-        counts = torch.zeros(bins, dtype=dtype, device=x.device).scatter_add(0, index.long(), counted)
-        return counts, counted.sum(), index
+        counts = torch.zeros(bins, dtype=torch.float64, device=x.device).scatter_add(
+            0, index.long(), counted.to(torch.float64))  # float64: float32 stops counting at 2**24
+        return counts.to(dtype), counted.sum(), index
     n = xf.numel()
     bin_index = torch.empty(n, dtype=torch.uint8 if bins <= 256 else torch.int32, device=x.device)
     chunk = _chunk(x.device) or max(n, 1)
