@@ -169,9 +169,8 @@ def check_bool(fn: str, name: str, value: object) -> bool:
 
 def check_varifocal_options(fn: str, alpha: object, gamma: object, iou_weighted: object) -> tuple[float, float, bool]:
     """VFL's ``α ≥ 0`` (the negatives' scale), ``γ ≥ 0`` and ``iou_weighted`` (a bool)."""
-    if not isinstance(iou_weighted, bool):
-        raise TypeError(f"{fn}: iou_weighted must be True or False; got {iou_weighted!r}.")
-    return check_number(fn, "alpha", alpha, low=0.0), check_gamma(fn, gamma), iou_weighted
+    weighted = check_bool(fn, "iou_weighted", iou_weighted)
+    return check_number(fn, "alpha", alpha, low=0.0), check_gamma(fn, gamma), weighted
 
 
 def check_qfl_beta(fn: str, beta: object) -> float:

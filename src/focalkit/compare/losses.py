@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 import focalkit as fk
+from focalkit import _inputs as I
 
 __all__ = ["LOSSES", "LossSpec", "SpecError", "TrainingLoss", "build_loss", "parse_spec"]
 
@@ -262,16 +263,17 @@ class _Region(torch.nn.Module):
         if self.batch not in (None, 0.0, 1.0):
             raise SpecError(f"--losses: {name} batch must be 0 or 1; got {self.batch}.")
         self.options = {"activation": "sigmoid" if binary else "softmax", **common}
+        if "ignore_index" in common:
+            I.check_optional_int(name, "ignore_index", common["ignore_index"])
         if name == "dice-focal":
             self.fn = fk.dice_focal_loss
-            self.options.update(gamma=_num(opts, "gamma", 2.0), lambda_focal=_num(opts, "lambda_focal", 1.0),
+            # checked now, not at the first step
+            self.options.update(gamma=I.check_gamma("dice_focal_loss", _num(opts, "gamma", 2.0)),
+                                lambda_focal=I.check_number("dice_focal_loss", "lambda_focal",
+                                                            _num(opts, "lambda_focal", 1.0), low=0.0),
                                 alpha=None)
         else:
             self.fn = fk.dice_loss
-        # the options checked now, not at the first step
-        probe = torch.zeros(1, 2, 2)
-        self.fn(probe, probe if binary else torch.zeros(1, 2, dtype=torch.long), batch=True,
-                **{**self.options, "sync": False})
 
     def forward(self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> Tensor:
         if self.binary:
