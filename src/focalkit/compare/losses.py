@@ -15,6 +15,7 @@ from torch import Tensor
 
 import focalkit as fk
 from focalkit import _inputs as I
+from focalkit._spec import split_spec, value_of
 
 __all__ = ["LOSSES", "LossSpec", "SpecError", "TrainingLoss", "build_loss", "parse_spec"]
 
@@ -76,32 +77,26 @@ class LossSpec:
         return merged
 
 
-def _value(text: str) -> float | None:
-    if text.lower() in {"none", "off", "null"}:
-        return None
-    return float(text)
-
-
 def parse_spec(text: str) -> LossSpec:
-    """``name`` or ``name:key=value,key=value``."""
-    name, _, rest = text.strip().partition(":")
-    name = name.strip().lower()
+    """``name`` or ``name:key=value,key=value`` (the grammar of :mod:`focalkit._spec`; numbers or none here)."""
+    try:
+        name, pairs = split_spec(text, what="--losses")
+    except (TypeError, ValueError) as err:
+        raise SpecError(str(err)) from err
     if name not in LOSSES:
         raise SpecError(f"--losses: unknown loss {name!r} in {text!r}; choose from {', '.join(LOSSES)}.")
     params: list[tuple[str, float | None]] = []
-    if rest:
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq:
-                raise SpecError(f"--losses: expected key=value in {text!r}; got {item!r}.")
-            if key not in LOSSES[name].defaults:
-                allowed = ", ".join(LOSSES[name].defaults) or "none"
-                raise SpecError(f"--losses: {name} takes {allowed}; got {key!r} in {text!r}.")
-            try:
-                params.append((key, _value(value.strip())))
-            except ValueError as err:
-                raise SpecError(f"--losses: {key} must be a number or none; got {value!r} in {text!r}.") from err
+    for key, value in pairs:
+        if key not in LOSSES[name].defaults:
+            allowed = ", ".join(LOSSES[name].defaults) or "none"
+            raise SpecError(f"--losses: {name} takes {allowed}; got {key!r} in {text!r}.")
+        try:
+            number = value_of(value)
+        except ValueError:
+            number = True  # refused below
+        if isinstance(number, bool):
+            raise SpecError(f"--losses: {key} must be a number or none; got {value!r} in {text!r}.")
+        params.append((key, None if number is None else float(number)))
     return LossSpec(name, tuple(params), text.strip())
 
 
