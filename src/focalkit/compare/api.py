@@ -115,6 +115,8 @@ def _one(fit: Fit, spec: LossSpec, seed: int, lrs: Sequence[float], *, dataset: 
     def result(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> RunResult:
         threshold = best_f1_threshold(val[0], val[1][:, 1]) if num_classes == 2 else None
         metrics = evaluate(test[0], test[1], threshold=threshold, val=val, dense=dense)
+        if out.get("metrics_fn") is not None:  # the task's own metrics of these probabilities (entity F1)
+            metrics.update(out["metrics_fn"](test[0], test[1]))
         probs = test[1]
         constant = bool(np.all(np.ptp(probs, axis=0) < 1e-9))
         return RunResult(dataset=dataset, loss=name, seed=seed, lr=best["lr"], epoch=int(out.get("epoch", 0)),
@@ -167,7 +169,9 @@ def run(fit: Fit, *, losses: Sequence[str | LossSpec], seeds: int | Sequence[int
             ``[n]`` (positive class) or ``[n, 2]`` for two classes, ``[n, C]`` for ``C``. Dense outputs:
             flattened pixels, ignored ones left out. Optional keys: ``"epoch"`` (the chosen epoch),
             ``"curve"`` ([(epoch, val AP, train loss)], the loss NaN where not measured), ``"unit"``
-            (what the curve counts, ``"epoch"`` unless given, e.g. ``"round"``), ``"grad_norm_hist"``.
+            (what the curve counts, ``"epoch"`` unless given, e.g. ``"round"``), ``"grad_norm_hist"``,
+            ``"metrics_fn"`` (``f(y_test, p_test) -> {name: value}``: more test metrics, of the names in
+            ``focalkit.compare.metrics.METRICS``, called on each row's probabilities; e.g. entity F1).
         losses: specs as on the command line (``"focal:gamma=2"``); the baseline among them.
         seeds: number of paired seeds (0..N−1) or the seeds themselves; fewer than 3 give no verdict.
         lrs: the learning-rate grid, searched per loss and seed on validation AP.

@@ -17,8 +17,9 @@ from .results import Summary
 
 __all__ = ["MODELS", "Prepared", "lrs_for", "prepare", "run_prepared", "seeds_for"]
 
-MODELS = ("mlp", "linear", "xgboost", "lightgbm", "fcn")
+MODELS = ("mlp", "linear", "xgboost", "lightgbm", "fcn", "tagger")
 TABLE_MODELS = ("mlp", "linear", "xgboost", "lightgbm")
+IGNORE_MASK = 255  # the ignored pixels of the masks
 
 
 def seeds_for(options: Any) -> list[int]:
@@ -46,12 +47,17 @@ class Prepared:
     dense: bool
     lrs: tuple[float, ...]
     seeds: list[int]
+    ignore_index: int | None = None  # of the targets: 255 for masks, -100 for token padding
 
     @property
     def class_counts(self) -> np.ndarray:
-        if self.dense:
+        if callable(getattr(self.data, "class_counts", None)):
             return self.data.class_counts()
         return np.bincount(self.data.labels, minlength=self.data.num_classes).astype(np.float64)
+
+    @property
+    def class_names(self) -> list[str]:
+        return ["background", "object"] if self.dense else list(self.data.class_names)
 
 
 def prepare(options: Any, *, data_spec: str | None = None, noise: float | None = None,
@@ -61,6 +67,7 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
     ``protocol`` overrides fields of the task's protocol (e.g. ``patience`` for claim 1).
     """
     from .tasks.scenes import DenseProtocol, DenseTask, is_dense_spec, load_dense
+    from .tasks.tags import is_tags_spec
 
     spec = data_spec or options.data
     quick = getattr(options, "quick", False)
@@ -69,6 +76,8 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
     noise = getattr(options, "noise", 0.0) if noise is None else noise
     model = model or getattr(options, "model", None)
     seeds = seeds_for(options)
+    if is_tags_spec(spec):
+        return _prepare_tags(options, spec, model, noise, epochs, quick, device, seeds, protocol)
     if is_dense_spec(spec):
         model = model or "fcn"
         if model != "fcn":
@@ -82,7 +91,7 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
         data = load_dense(spec)
         settings = {"max_epochs": epochs or (40 if quick else 80), "device": device, **protocol}
         task = DenseTask(data, DenseProtocol(**settings))
-        return Prepared(task, data, "fcn", task.description, True, lrs_for("fcn", options), seeds)
+        return Prepared(task, data, "fcn", task.description, True, lrs_for("fcn", options), seeds, IGNORE_MASK)
     model = model or "mlp"
     if model not in TABLE_MODELS:
         raise DataError(f"--model: {model!r} is for images (--data scenes or a .npz file); tables take "
@@ -110,13 +119,32 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
     return Prepared(task, data, model, task.description, False, lrs_for(model, options), seeds)
 
 
+def _prepare_tags(options: Any, spec: str, model: str | None, noise: float, epochs: int | None, quick: bool,
+                  device: str, seeds: list[int], protocol: dict[str, Any]) -> Prepared:
+    from .tasks.tags import IGNORE, TagProtocol, TagTask, load_tags
+
+    model = model or "tagger"
+    if model != "tagger":
+        raise DataError(f"--model: sentences (--data {spec}) are trained with --model tagger; got {model!r}.")
+    given = [f"--{name}" for name in ("drop", "features", "target", "positive", "imbalance")
+             if getattr(options, name, None) not in (None, [], ())]
+    if given:
+        raise DataError(f"{'/'.join(given)}: only for tables; --data {spec} is a set of tagged sentences.")
+    if noise:
+        raise DataError("--noise: flipping labels is for tables only.")
+    data = load_tags(spec)
+    task = TagTask(data, TagProtocol(**{"max_epochs": epochs or (25 if quick else 40), "device": device,
+                                        **protocol}))
+    return Prepared(task, data, "tagger", task.description, False, lrs_for("tagger", options), seeds, IGNORE)
+
+
 def check_losses(prepared: Prepared, specs: list[LossSpec]) -> None:
     """Every loss usable on this task, checked before any training (a :class:`SpecError` otherwise)."""
     from .losses import TrainingLoss
 
     for spec in specs:
         TrainingLoss(spec, num_classes=prepared.data.num_classes, class_counts=prepared.class_counts,
-                     ignore_index=255 if prepared.dense else None)
+                     ignore_index=prepared.ignore_index)
         check = getattr(prepared.fit, "check", None)
         if check is not None:
             check(spec)
@@ -131,6 +159,5 @@ def run_prepared(prepared: Prepared, losses: list[str | LossSpec], *, baseline: 
     return run(prepared.fit, losses=specs, seeds=prepared.seeds, lrs=prepared.lrs, margin=margin, baseline=baseline,
                num_classes=prepared.data.num_classes, class_counts=prepared.class_counts, interval=interval,
                adjust=adjust, name=prepared.data.name, dense=prepared.dense,
-               ignore_index=255 if prepared.dense else None, jobs=jobs, keep=keep, notes=notes,
-               class_names=["background", "object"] if prepared.dense else prepared.data.class_names,
+               ignore_index=prepared.ignore_index, jobs=jobs, keep=keep, notes=notes, class_names=prepared.class_names,
                meta={"task": prepared.description}, console=console, verbose=verbose, description=description)

@@ -15,12 +15,14 @@ __all__ = [
     "temperature_scale",
 ]
 
-METRICS = ["ap", "roc_auc", "f1", "iou", "balanced_accuracy", "minority_recall", "brier", "log_loss", "ece", "ece_ts"]
+METRICS = ["ap", "roc_auc", "f1", "entity_f1", "iou", "balanced_accuracy", "minority_recall", "brier", "log_loss",
+           "ece", "ece_ts"]
 LOWER_IS_BETTER = {"brier", "log_loss", "ece", "ece_ts"}
 DESCRIPTIONS = {
     "ap": "average precision (positive class; macro one-vs-rest for several classes)",
     "roc_auc": "ROC-AUC",
     "f1": "F1 at the validation-chosen threshold (pixels: the Dice score)",
+    "entity_f1": "entity-level F1 (seqeval: type and both ends right; argmax tags)",
     "iou": "IoU (Jaccard) at the same threshold (pixels only)",
     "balanced_accuracy": "balanced accuracy (mean per-class recall)",
     "minority_recall": "recall of the positive (or rarest) class",

@@ -28,7 +28,8 @@ __all__ = ["MARKER", "ReportDirError", "atomic_report_dir", "check_report_dir", 
            "write_report"]
 
 COLOURS = {"better": "green", "worse": "red", "no effect": "yellow", "inconclusive": "dim", "no verdict": "dim"}
-SHORT = {"ap": "AP", "roc_auc": "ROC-AUC", "f1": "F1", "iou": "IoU", "balanced_accuracy": "bal. acc.",
+SHORT = {"ap": "AP", "roc_auc": "ROC-AUC", "f1": "F1", "entity_f1": "entity F1", "iou": "IoU",
+         "balanced_accuracy": "bal. acc.",
          "minority_recall": "min. recall", "brier": "Brier ↓", "log_loss": "log-loss ↓", "ece": "ECE ↓",
          "ece_ts": "ECE (TS) ↓"}
 
