@@ -439,3 +439,63 @@ def test_a_file_added_in_a_subfolder_of_a_report_is_seen(tmp_path, capsys):
     capsys.readouterr()
     _one_line_error(capsys, main(["curves", "--out", str(out)]), "did not write (mine, mine/notes.txt)")
     assert (out / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_bench_names_the_machine_and_writes_json_as_rows_finish(tmp_path, capsys, monkeypatch):
+    from focalkit import bench
+
+    def fake(spec, env=None):  # no subprocesses: the parent's bookkeeping only
+        busy = spec["impl"] == "textbook" and spec["shape_name"] == "segmentation"
+        times = [1.0, 1.0, 1.0, 1.0, 5.0] if busy else [1.0, 1.0, 1.1, 1.1, 1.2]
+        return {"ms": 1.0, "times_ms": times, "peak_mib": 2.0, "input_mib": 1.0, "first_call_s": None, "bytes": 8}
+
+    writes = []
+    real_write = bench._write_json
+
+    def spy(path, payload):
+        writes.append(len(payload["rows"]))
+        real_write(path, payload)
+
+    monkeypatch.setattr(bench, "_run_child", fake)
+    monkeypatch.setattr(bench, "_write_json", spy)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "focal", "--shapes", "detection", "segmentation", "--json",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert text.splitlines()[0].startswith(f"focalkit bench on {data['cpu']}")
+    assert data["torch"] == torch.__version__
+    assert data["threads"] >= 1
+    assert data["complete"] is True
+    assert writes == [1, 2, 2]  # after each row, then the final file
+    assert not (tmp_path / "bench.json.partial").exists()
+    assert len(data["warnings"]) == 1
+    assert "focal segmentation textbook: p90 is 5.0× p50" in data["warnings"][0]
+    assert "the machine was busy" in text
+
+
+def test_bench_quick_is_one_row_per_kind_of_input(monkeypatch, capsys):
+    from focalkit import bench
+
+    seen = []
+
+    def fake(spec, env=None):
+        seen.append((spec["loss"], spec["shape_name"], spec["impl"]))
+        return {"ms": 1.0, "times_ms": [1.0], "peak_mib": 1.0, "input_mib": 1.0, "first_call_s": None, "bytes": 8}
+
+    monkeypatch.setattr(bench, "_run_child", fake)
+    assert main(["bench", "--quick"]) == 0
+    assert sorted({(a, b) for a, b, _ in seen}) == sorted(bench.QUICK_CASES)
+    assert {c for *_, c in seen} == {"textbook", "focalkit"}  # no compile, no peers: under 2 minutes
+
+
+def test_bench_in_step_times_the_loss_after_the_models_ops(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "focal", "--shapes", "small-detection", "--in-step", "--json",
+                 str(out)]) == 0
+    assert "in a training step" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["in_step"] is True
+    for result in data["rows"][0]["results"].values():
+        assert len(result["times_ms"]) == 15  # one call per timed run
+        assert 0 < result["ms"] < 100  # the loss alone, not the model's ~10–40 ms of matmuls

@@ -71,6 +71,12 @@ CASES = [(loss, shape) for shape in ("detection", "segmentation") for loss in SI
     (loss, shape) for shape in ("multiclass", "sequence") for loss in SOFTMAX] + [
     ("focal", "small-detection"), ("focal", "small-segmentation"), ("softmax_focal", "small-multiclass")]
 SMALL_BATCH = 2_000_000  # a timed run of a small input repeats the call until it has touched this many elements
+# --quick without --only / --shapes: one row per kind of input, no torch.compile, no peers (under 2 minutes)
+QUICK_CASES = [("bce_smooth", "detection"), ("focal", "detection"), ("focal", "segmentation"), ("ce", "multiclass"),
+               ("softmax_focal", "multiclass"), ("softmax_focal", "sequence"), ("focal", "small-detection"),
+               ("focal", "small-segmentation"), ("softmax_focal", "small-multiclass")]
+BUSY_RATIO = 1.5  # p90 / p50 above this: the machine was too busy for the numbers to mean much
+STEP_SHAPE = (2048, 512)  # --in-step: three [2048, 512] @ [512, 512] + ReLU (a model's own ops) before each call
 
 
 # ---------------------------------------------------------------------------------------------- child side
@@ -249,6 +255,50 @@ def _cuda_copy_ms(x: Any, repeats: int) -> float:
     return 1000 * times[len(times) // 2]
 
 
+def _model_step(torch: Any):
+    """The ops of a model between two loss calls: three matmuls + ReLU on torch's own threads (``--in-step``)."""
+    g = torch.Generator().manual_seed(1)
+    h0 = torch.randn(STEP_SHAPE, generator=g)
+    weights = [torch.randn(STEP_SHAPE[1], STEP_SHAPE[1], generator=g) / STEP_SHAPE[1] ** 0.5 for _ in range(3)]
+
+    def step() -> None:
+        h = h0
+        for w in weights:
+            h = torch.relu(h @ w)
+
+    return step
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers came from: CPU model (as ``lscpu`` names it), cores, cache sizes, torch, threads."""
+    import torch
+
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                            "torch": torch.__version__, "python": platform.python_version(),
+                            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    caches = {}
+    with contextlib.suppress(OSError):
+        base = "/sys/devices/system/cpu/cpu0/cache"
+        for entry in sorted(os.listdir(base)):
+            if not entry.startswith("index"):
+                continue
+            with open(f"{base}/{entry}/level") as fh:
+                level = fh.read().strip()
+            with open(f"{base}/{entry}/type") as fh:
+                kind = fh.read().strip()
+            with open(f"{base}/{entry}/size") as fh:
+                size = fh.read().strip()
+            if kind != "Instruction":
+                caches[f"L{level}{'d' if level == '1' else ''}"] = size
+    info["caches"] = caches
+    return info
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     import resource
 
@@ -278,6 +328,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize()
 
+    step = _model_step(torch) if spec.get("in_step") else None
     first = None
     if impl == "focalkit+compile":
         start = time.perf_counter()
@@ -286,7 +337,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         first = time.perf_counter() - start
         x.grad = None
     inner = max(1, SMALL_BATCH // max(x.numel(), 1)) if impl != "copy" else 1  # small inputs: a batch of calls
+    if step is not None:  # each call on its own, right after the model's ops
+        inner = 1
     for _ in range(spec["warmup"]):  # first calls initialise torch's engines and pools: not the loss's memory
+        if step is not None:
+            step()
         fn(x, y).backward()
         x.grad = None
     synchronize()
@@ -299,6 +354,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         before = torch.cuda.memory_allocated()
     times = []
     for _ in range(spec["repeats"]):
+        if step is not None:
+            step()
         synchronize()
         start = time.perf_counter()
         for _ in range(inner):
@@ -341,7 +398,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     timing = _run_child(spec)
     if "error" in timing or spec.get("device", "cpu") != "cpu":
         return timing
-    memory = _run_child({**spec, "repeats": 1, "warmup": 1}, MEMORY_ENV)
+    memory = _run_child({**spec, "repeats": 1, "warmup": 1, "in_step": False}, MEMORY_ENV)
     if "error" in memory:
         return memory
     return {**timing, "peak_mib": memory["peak_mib"]}
@@ -398,26 +455,36 @@ def _run_bench(args: argparse.Namespace, load: int) -> int:
         return 2
     shapes = QUICK_SHAPES if args.quick else SHAPES
     threads = int(os.environ.get("FOCALKIT_BENCH_THREADS", min(2, os.cpu_count() or 1)))
+    in_step = bool(getattr(args, "in_step", False))
+    info = {**machine(), "threads": threads, "device": device, "load": load, "in_step": in_step}
+    console.print(f"[bold]focalkit bench[/] on {info['cpu']} ({info['cores']} cores; "
+                  + ", ".join(f"{k} {v}" for k, v in info["caches"].items())
+                  + f"), torch {info['torch']}, {threads} thread(s)", highlight=False)
     repeats = args.repeats or (3 if args.quick else 7)
+    if in_step:  # one call per timed run: more of them
+        repeats = max(repeats, 15)
     rounds = getattr(args, "rounds", None) or (1 if args.quick else 3)
     only = set(args.only) if args.only else None
     shapes_only = set(getattr(args, "shapes", None) or []) or None
     where = (f"{torch.cuda.get_device_name()}, Triton kernels {'on' if _peer_available('triton') else 'off'}"
-             if device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+             if device == "cuda" else f"{info['cpu']}, {os.cpu_count()} cores")
     peak_rule = ("peak = CUDA max allocated over the runs minus what was allocated before them" if device == "cuda"
                  else "peak = resident high-water mark over the runs minus the set before them")
-    console.print(f"[bold]focalkit bench[/] — torch {torch.__version__}, {threads} thread(s), {where}; "
-                  f"forward + backward, median of {repeats} runs in each of {rounds} fresh process(es) per "
+    console.print(f"forward + backward, median of {repeats} runs in each of {rounds} fresh process(es) per "
                   f"implementation, interleaved, then the median over them (p90: over every timed run); "
-                  f"{peak_rule}" + (f"; under load: {load} busy process(es) beside it" if load else ""))
+                  f"{peak_rule}; {where}" + (f"; under load: {load} busy process(es) beside it" if load else "")
+                  + ("; in a training step: three [2048, 512] @ [512, 512] + ReLU before each loss call, timed "
+                     "apart" if in_step else ""), highlight=False)
     rows = []
-    for loss, shape_name in CASES:
+    warnings: list[str] = []
+    cases = QUICK_CASES if args.quick and not only and not shapes_only else CASES
+    for loss, shape_name in cases:
         if (only and loss not in only) or (shapes_only and shape_name not in shapes_only):
             continue
         impls = ["textbook", "focalkit"]
-        if (loss, shape_name) in COMPILED:
+        if (loss, shape_name) in COMPILED and not args.quick:
             impls.append("focalkit+compile")
-        impls += [p for p in PEERS.get(loss, []) if _peer_available(p)]
+        impls += [p for p in PEERS.get(loss, []) if _peer_available(p) and not args.quick]
         if device == "cuda":
             impls.append("copy")
         results: dict[str, dict[str, Any]] = {}
@@ -426,7 +493,7 @@ def _run_bench(args: argparse.Namespace, load: int) -> int:
                 if "error" in results.get(impl, {}):
                     continue
                 spec = {"loss": loss, "shape_name": shape_name, "shape": shapes[shape_name], "impl": impl,
-                        "threads": threads, "repeats": repeats, "warmup": 1, "device": device}
+                        "threads": threads, "repeats": repeats, "warmup": 1, "device": device, "in_step": in_step}
                 r = measure(spec) if round_ == 0 else _run_child(spec)
                 if "error" in r:
                     results[impl] = r
@@ -436,11 +503,17 @@ def _run_bench(args: argparse.Namespace, load: int) -> int:
                     results[impl]["ms_rounds"].append(r["ms"])
                     results[impl]["all_ms"] += r.get("times_ms", [r["ms"]])
                 console.print(f"  {loss:14s} {shape_name:12s} {impl:17s} {_fmt(r)}", highlight=False)
-        for r in results.values():
+        for impl, r in results.items():
             if "ms_rounds" in r:
                 r["ms"] = statistics.median(r["ms_rounds"])
                 r["p90_ms"] = _quantile(r["all_ms"], 0.9)
+                spread = r["p90_ms"] / _quantile(r["all_ms"], 0.5)
+                if impl in ("textbook", "focalkit") and spread > BUSY_RATIO and not load:
+                    warnings.append(f"{loss} {shape_name} {impl}: p90 is {spread:.1f}× p50, the machine was busy "
+                                    "(other processes?): these numbers may not mean much")
         rows.append((loss, shape_name, results))
+        if getattr(args, "json", None):  # as rows finish: an interrupted run keeps what it measured
+            _write_json(args.json, {**info, "where": where, "warnings": warnings, "rows": _json_rows(rows)})
     title = "ratios against the textbook eager formula, measured in this run (higher is better)"
     table = Table(title=title + (f"; {load} busy process(es) beside it" if load else ""))
     for col in ("loss", "shape", "impl", "ms (p50)", "p90", "peak MiB", "peak / input", "speed-up", "p90 ratio",
@@ -465,11 +538,24 @@ def _run_bench(args: argparse.Namespace, load: int) -> int:
                           f"{r['peak_mib']:.0f}", f"{r['peak_mib'] / r['input_mib']:.2f}", f"{speed:.2f}x",
                           f"{tail:.2f}x", f"{saving:.2f}x", note)
     console.print(table)
+    for line in warnings:
+        console.print(f"warning: {line}", highlight=False)
     if getattr(args, "json", None):
-        with open(args.json, "w") as fh:
-            json.dump({"load": load, "threads": threads, "where": where,
-                       "rows": [{"loss": a, "shape": b, "results": c} for a, b, c in rows]}, fh, indent=2)
+        _write_json(args.json, {**info, "where": where, "warnings": warnings, "rows": _json_rows(rows),
+                                "complete": True})
     return 0
+
+
+def _json_rows(rows: list) -> list[dict[str, Any]]:
+    return [{"loss": a, "shape": b, "results": c} for a, b, c in rows]
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    """Replace ``path`` at once (a reader never sees half a file)."""
+    tmp = f"{path}.partial"
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)
 
 
 def _ms(value: float) -> str:

@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(clm)
 
     bench = sub.add_parser("bench", help="time and peak memory of the losses against the textbook formulas")
-    bench.add_argument("--quick", action="store_true", help="small shapes and few repeats")
+    bench.add_argument("--quick", action="store_true",
+                       help="small shapes, few repeats, one row per kind of input, no compile or peers (~2 min)")
     bench.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per process")
     bench.add_argument("--rounds", type=_positive_int, default=None,
                        help="fresh processes per implementation, interleaved (default 3; 1 with --quick)")
@@ -212,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--load", type=_count, default=0, metavar="N",
                        help="start N busy processes beside the benchmark (ended by their id afterwards): the p50 "
                             "and p90 under load, as DataLoader workers would make it")
+    bench.add_argument("--in-step", action="store_true",
+                       help="time each loss call right after a model's own ops (three [2048, 512] @ [512, 512] + "
+                            "ReLU on torch's threads), as inside a training step")
     bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="where the losses run (cuda: the Triton kernels, timed with synchronize)")
     return parser
