@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "softmax_hard softmax_soft (default: all)")
     bench.add_argument("--shapes", nargs="*", default=None,
                        help="shape names to run: detection segmentation multiclass sequence small-detection "
-                            "small-segmentation small-multiclass (default: all)")
+                            "mid-detection small-segmentation small-multiclass (default: all)")
     bench.add_argument("--json", default=None, help="also write the raw numbers to this file")
     bench.add_argument("--load", type=_count, default=0, metavar="N",
                        help="start N busy processes beside the benchmark (ended by their id afterwards): the p50 "
