@@ -24,7 +24,8 @@ the table can say what fraction of it focalkit's forward + backward uses (it mus
 and targets twice and write the gradient once).
 
 Implementations: ``focalkit`` (the default fused path), ``focalkit+compile`` (``torch.compile`` of
-the same function: opt-in, its first call's compile time reported separately), ``textbook`` (the
+the same function: opt-in, its first call's compile time reported separately), ``focalkit+inductor``
+(the library's own opt-in ``FOCALKIT_INDUCTOR=auto``, first call likewise), ``textbook`` (the
 formula as blog posts and torchvision write it, in eager PyTorch; for GHM-C the per-bin Python loop
 of the article), and the peers ``kornia`` and ``monai`` where they have the loss.
 """
@@ -323,6 +324,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         fn = _focalkit(spec["loss"], spec["shape_name"])
         if impl == "focalkit+compile":
             fn = torch.compile(fn)
+        if impl == "focalkit+inductor":  # the library's own opt-in path
+            os.environ["FOCALKIT_INDUCTOR"] = "auto"
     else:
         fn = _peer(impl, spec["loss"], spec["shape_name"])
     x.requires_grad_(True)
@@ -333,7 +336,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     step = _model_step(torch) if spec.get("in_step") else None
     first = None
-    if impl == "focalkit+compile":
+    if impl in ("focalkit+compile", "focalkit+inductor"):
         start = time.perf_counter()
         fn(x, y).backward()
         synchronize()
@@ -486,7 +489,7 @@ def _run_bench(args: argparse.Namespace, load: int) -> int:
             continue
         impls = ["textbook", "focalkit"]
         if (loss, shape_name) in COMPILED and not args.quick:
-            impls.append("focalkit+compile")
+            impls += ["focalkit+compile", "focalkit+inductor"]
         impls += [p for p in PEERS.get(loss, []) if _peer_available(p) and not args.quick]
         if device == "cuda":
             impls.append("copy")

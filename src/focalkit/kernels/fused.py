@@ -266,7 +266,7 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
                  normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
     """The loss of a sigmoid family: on the Triton kernels for CUDA tensors (see :mod:`.triton_kernels`),
     else chunk by chunk here."""
-    from . import triton_kernels
+    from . import inductor, triton_kernels
 
     if through_autograd(y, weight, pos_weight, normalizer):
         return sigmoid_reference(cfg, x, y, weight, pos_weight, beta_bins, normalizer, out_dtype or x.dtype,
@@ -275,6 +275,10 @@ def sigmoid_loss(cfg: SigmoidConfig, x: Tensor, y: Tensor, *, weight: Tensor | N
         with contextlib.suppress(triton_kernels.TritonUnavailable):  # warned once; then the chunks below
             return triton_kernels.sigmoid_loss(cfg, x, y, weight=weight, pos_weight=pos_weight, beta_bins=beta_bins,
                                                normalizer=normalizer, out_dtype=out_dtype or x.dtype)
+    if inductor.wanted(x) and beta_bins is None and bin_index is None:  # opt-in: FOCALKIT_INDUCTOR=auto
+        out = inductor.sigmoid_loss(cfg, x, y, weight, pos_weight, normalizer, out_dtype or x.dtype)
+        if out is not None:
+            return out
     return _SigmoidLoss.apply(x, y, weight, pos_weight, beta_bins, bin_index, cfg, normalizer, out_dtype or x.dtype)
 
 
@@ -365,7 +369,7 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
                  normalizer: float | Tensor | str | None = None, out_dtype: torch.dtype | None = None) -> Tensor:
     """``class_factor``: α per class times class weights (enters the loss); ``class_weight``: also the mean's
     denominator for class-id targets."""
-    from . import triton_kernels
+    from . import inductor, triton_kernels
 
     if through_autograd(t, weight, class_factor, class_weight, normalizer):
         return softmax_reference(cfg, x, t, weight, class_factor, class_weight, normalizer, out_dtype or x.dtype)
@@ -374,4 +378,8 @@ def softmax_loss(cfg: SoftmaxConfig, x: Tensor, t: Tensor, *, weight: Tensor | N
             return triton_kernels.softmax_loss(cfg, x, t, weight=weight, class_factor=class_factor,
                                                class_weight=class_weight, normalizer=normalizer,
                                                out_dtype=out_dtype or x.dtype)
+    if inductor.wanted(x):  # opt-in: FOCALKIT_INDUCTOR=auto
+        out = inductor.softmax_loss(cfg, x, t, weight, class_factor, class_weight, normalizer, out_dtype or x.dtype)
+        if out is not None:
+            return out
     return _SoftmaxLoss.apply(x, t, weight, class_factor, class_weight, cfg, normalizer, out_dtype or x.dtype)
