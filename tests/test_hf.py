@@ -321,3 +321,10 @@ def test_compare_run_with_a_trainer_fit(tmp_path):
     summary = focalkit.compare.run(fit, losses=["ce", "focal:gamma=1", "weighted-ce"], seeds=2, lrs=(1e-3,),
                                    num_classes=3, class_counts=counts, verbose=False, posthoc=False)
     assert {c["loss"] for c in summary.comparisons} == {"focal:gamma=1", "weighted-ce"}
+
+
+def test_sequence_labels_with_a_trailing_axis_are_read_as_the_models_read_them():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    y = torch.tensor([[0], [2], [1], [1]])  # [B, 1], as some datasets give them (the models take labels.view(-1))
+    got = hf.loss_func("focal")({"logits": x}, y, num_items_in_batch=4)
+    torch.testing.assert_close(got, fk.softmax_focal_loss(x, y[:, 0]))

