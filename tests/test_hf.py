@@ -328,3 +328,14 @@ def test_sequence_labels_with_a_trailing_axis_are_read_as_the_models_read_them()
     y = torch.tensor([[0], [2], [1], [1]])  # [B, 1], as some datasets give them (the models take labels.view(-1))
     got = hf.loss_func("focal")({"logits": x}, y, num_items_in_batch=4)
     torch.testing.assert_close(got, fk.softmax_focal_loss(x, y[:, 0]))
+
+
+def test_an_accumulated_batch_without_targets_gives_zero_not_nan():
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    y = torch.full((2, 3), -100)
+    for n in (0, torch.tensor(0)):
+        loss = hf.loss_func("focal")({"logits": x}, y, num_items_in_batch=n)
+        loss.backward()
+        assert loss.item() == 0.0
+        assert torch.equal(x.grad, torch.zeros_like(x))
+        x.grad = None

@@ -47,7 +47,7 @@ CASES = [
     ("bce", fk.binary_cross_entropy, {"pos_weight": 3.0, "reduction": "sum"}),
     ("asl", fk.asymmetric_loss, {"reduction": "none"}),
     ("softmax-focal", fk.softmax_focal_loss, {"class_weight": [1.0, 2.0, 0.5, 1.0], "alpha": 0.5}),
-    ("ce", fk.cross_entropy, {"label_smoothing": 0.1, "normalizer": 7.0}),
+    ("ce", fk.cross_entropy, {"label_smoothing": 0.1, "sample_weight": torch.ones(6, 5, dtype=torch.float64)}),
 ]
 
 
@@ -79,8 +79,17 @@ def test_other_batch_sizes_reuse_the_compiled_function(compiled):
 def test_what_it_does_not_take_stays_on_the_chunked_kernels(compiled):
     x, y = torch.randn(4, 3), (torch.rand(4, 3) < 0.5).float()
     fk.sigmoid_focal_loss(x, y, normalizer="positives")
+    fk.sigmoid_focal_loss(x, y, normalizer=3.0)  # a number that may change every step
     fk.ghmc_loss(x, y)
     assert compiled == []
+
+
+def test_a_gamma_schedule_stops_compiling_after_a_few_configurations(compiled, monkeypatch):
+    monkeypatch.setattr(inductor, "MAX_CONFIGURATIONS", 2)
+    x, y = torch.randn(4, 3), (torch.rand(4, 3) < 0.5).float()
+    for gamma in (1.0, 1.5, 2.0, 2.5):
+        fk.sigmoid_focal_loss(x, y, gamma=gamma)
+    assert len(compiled) == 2
 
 
 def test_a_failed_compile_warns_once_and_falls_back(monkeypatch):

@@ -138,9 +138,10 @@ class HFLoss:
             loss = form(logits, labels, ignore_index=IGNORE, reduction=reduction, **options)
         if not counted:
             return loss
+        # an accumulated batch without one target (all -100) has a sum of 0: 0, not 0/0
         if torch.is_tensor(num_items_in_batch):
-            num_items_in_batch = num_items_in_batch.to(loss.device)
-        return loss / num_items_in_batch
+            return loss / num_items_in_batch.to(loss.device).clamp_min(1)
+        return loss / max(num_items_in_batch, 1)
 
     def _task(self, logits: Tensor, labels: Tensor, outputs: Any) -> tuple[str, Tensor]:
         """The task, and the labels as its loss takes them (``[B, 1]`` class ids flattened, as the models do)."""

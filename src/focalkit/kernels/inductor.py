@@ -12,8 +12,10 @@ chunked kernels.
 
 ``FOCALKIT_INDUCTOR``: ``0`` (the default: never), ``auto`` (CPU tensors of at least
 :data:`MIN_ELEMENTS` elements, when a C++ compiler is found), ``always`` (every CPU call it can take,
-failures raised: for tests). It takes the losses without ``sync``, GHM-C's histogram or a string or
-tensor normaliser; the others stay on the chunked kernels.
+failures raised: for tests). It takes the losses without ``sync``, GHM-C's histogram or a ``normalizer``;
+the others stay on the chunked kernels. Each configuration (loss, options, dtype) compiles once; a γ or α that
+changes every epoch would compile every epoch, so after :data:`MAX_CONFIGURATIONS` of them new ones stay on the
+chunked kernels.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import Tensor
 __all__ = ["MIN_ELEMENTS", "sigmoid_loss", "softmax_loss", "wanted"]
 
 MIN_ELEMENTS = 1 << 20  # below this the compiled call's fixed cost (~0.1 ms) eats the gain
+MAX_CONFIGURATIONS = 16  # a γ schedule compiles once per value: past this many, new ones stay on the chunked kernels
 _MODES = ("0", "auto", "always")
 _lock = threading.Lock()
 _compiled: dict[tuple, Any] = {}
@@ -61,7 +64,7 @@ def wanted(x: Tensor) -> bool:
 
 
 def _eligible(sync: Any, normalizer: Any) -> bool:
-    return not sync and (normalizer is None or isinstance(normalizer, (int, float)))
+    return not sync and normalizer is None  # a number normaliser would compile anew for every value
 
 
 def _run(key: tuple, build: Any, args: tuple) -> Tensor | None:
@@ -70,6 +73,8 @@ def _run(key: tuple, build: Any, args: tuple) -> Tensor | None:
     with _lock:
         fn = _compiled.get(key)
         if fn is None:
+            if len(_compiled) >= MAX_CONFIGURATIONS:
+                return None
             fn = _compiled[key] = torch.compile(build(), dynamic=True)
     try:
         return fn(*args)
