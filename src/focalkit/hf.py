@@ -127,9 +127,9 @@ class HFLoss:
                 power = float(options.pop("power", 1.0))
                 options["class_weight"] = (counts.sum() / (counts.numel() * counts)) ** power
         if self.name in {"balanced-softmax", "ldam"}:
-            options["class_counts"] = self.class_counts
+            options["class_counts"] = self.class_counts.to(logits.device)
         if self.name == "logit-adjust":
-            options["class_prior"] = self.class_counts / self.class_counts.sum()
+            options["class_prior"] = (self.class_counts / self.class_counts.sum()).to(logits.device)
         if self.ghm is not None:
             loss = self.ghm.to(logits.device)(logits, labels)
             if not counted:
