@@ -82,12 +82,7 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
         model = model or "fcn"
         if model != "fcn":
             raise DataError(f"--model: images (--data {spec}) are trained with --model fcn; got {model!r}.")
-        given = [f"--{name}" for name in ("drop", "features", "target", "positive", "imbalance")
-                 if getattr(options, name, None) not in (None, [], ())]
-        if given:
-            raise DataError(f"{'/'.join(given)}: only for tables; --data {spec} is a set of images and masks.")
-        if noise:
-            raise DataError("--noise: flipping labels is for tables only.")
+        _refuse_table_options(options, noise, spec, "a set of images and masks")
         data = load_dense(spec)
         settings = {"max_epochs": epochs or (40 if quick else 80), "device": device, **protocol}
         task = DenseTask(data, DenseProtocol(**settings))
@@ -119,6 +114,16 @@ def prepare(options: Any, *, data_spec: str | None = None, noise: float | None =
     return Prepared(task, data, model, task.description, False, lrs_for(model, options), seeds)
 
 
+def _refuse_table_options(options: Any, noise: float, spec: str, what: str) -> None:
+    """The options that only tables take, refused for images and sentences."""
+    given = [f"--{name}" for name in ("drop", "features", "target", "positive", "imbalance")
+             if getattr(options, name, None) not in (None, [], ())]
+    if given:
+        raise DataError(f"{'/'.join(given)}: only for tables; --data {spec} is {what}.")
+    if noise:
+        raise DataError("--noise: flipping labels is for tables only.")
+
+
 def _prepare_tags(options: Any, spec: str, model: str | None, noise: float, epochs: int | None, quick: bool,
                   device: str, seeds: list[int], protocol: dict[str, Any]) -> Prepared:
     from .tasks.tags import IGNORE, TagProtocol, TagTask, load_tags
@@ -126,12 +131,7 @@ def _prepare_tags(options: Any, spec: str, model: str | None, noise: float, epoc
     model = model or "tagger"
     if model != "tagger":
         raise DataError(f"--model: sentences (--data {spec}) are trained with --model tagger; got {model!r}.")
-    given = [f"--{name}" for name in ("drop", "features", "target", "positive", "imbalance")
-             if getattr(options, name, None) not in (None, [], ())]
-    if given:
-        raise DataError(f"{'/'.join(given)}: only for tables; --data {spec} is a set of tagged sentences.")
-    if noise:
-        raise DataError("--noise: flipping labels is for tables only.")
+    _refuse_table_options(options, noise, spec, "a set of tagged sentences")
     data = load_tags(spec)
     task = TagTask(data, TagProtocol(**{"max_epochs": epochs or (25 if quick else 40), "device": device,
                                         **protocol}))

@@ -1,12 +1,28 @@
-"""The training epoch both neural tasks run: shuffled mini-batches, one optimiser step each."""
+"""What the neural tasks share: the 60/20/20 split by whether an example holds the rare class, and the
+training epoch (shuffled mini-batches, one optimiser step each)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..losses import TrainingLoss
 
-__all__ = ["train_epoch"]
+__all__ = ["split_by_presence", "train_epoch"]
+
+
+def split_by_presence(has: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test indices (60 / 20 / 20) of the examples, stratified by ``has`` (1 where an
+    example holds the rare class: an object pixel, an entity), unstratified when either group has fewer
+    than 5 examples."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(has))
+    stratify = has if np.bincount(has, minlength=2).min() >= 5 else None
+    train, rest = train_test_split(idx, test_size=0.4, stratify=stratify, random_state=seed)
+    val, test = train_test_split(rest, test_size=0.5, stratify=None if stratify is None else has[rest],
+                                 random_state=seed)
+    return train, val, test
 
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: TrainingLoss, x: torch.Tensor,

@@ -36,7 +36,7 @@ from torch import nn
 from ..data import DataError
 from ..losses import TrainingLoss
 from ..metrics import average_precision
-from .loop import train_epoch
+from .loop import split_by_presence, train_epoch
 
 __all__ = ["DenseData", "DenseProtocol", "DenseTask", "fcn", "load_dense", "make_scenes"]
 
@@ -225,15 +225,7 @@ class DenseProtocol:
 
 
 def _split(data: DenseData, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(data.images))
-    has = (data.masks == 1).reshape(len(idx), -1).any(1).astype(int)
-    stratify = has if np.bincount(has, minlength=2).min() >= 5 else None
-    train, rest = train_test_split(idx, test_size=0.4, stratify=stratify, random_state=seed)
-    val, test = train_test_split(rest, test_size=0.5, stratify=None if stratify is None else has[rest],
-                                 random_state=seed)
-    return train, val, test
+    return split_by_presence((data.masks == 1).reshape(len(data.masks), -1).any(1).astype(int), seed)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from torch import nn
 from ..data import DataError
 from ..losses import TrainingLoss
 from ..metrics import average_precision
+from .loop import split_by_presence
 
 __all__ = ["TAGS", "EntityF1", "TagData", "TagProtocol", "TagTask", "is_tags_spec", "load_tags", "make_tags",
            "tagger"]
@@ -184,13 +185,7 @@ class EntityF1:
 
 
 def _split(data: TagData, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(data.sentences))
-    has = np.asarray([int((t > 0).any()) for t in data.tags])
-    train, rest = train_test_split(idx, test_size=0.4, stratify=has, random_state=seed)
-    val, test = train_test_split(rest, test_size=0.5, stratify=has[rest], random_state=seed)
-    return train, val, test
+    return split_by_presence(np.asarray([int((t > 0).any()) for t in data.tags]), seed)
 
 
 def _batch(data: TagData, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
